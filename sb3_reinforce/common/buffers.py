@@ -1,0 +1,286 @@
+"""
+Rollout storage for Monte-Carlo policy gradient: whole episodes, nothing thrown away.
+
+A step is usable only once its episode has ended. When an update happens, the steps of episodes still
+running stay in the buffer and are used by a later update, importance-weighted for having been collected
+by an older policy (each step keeps the log-probability it was sampled with and the policy version).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
+
+ObsArray = np.ndarray | dict[str, np.ndarray]
+
+
+class EpisodeBatch(NamedTuple):
+    """Complete episodes taken from the buffer, flat and episode-major (all steps of episode 0, then 1, ...)."""
+
+    observations: ObsArray
+    actions: np.ndarray
+    rewards: np.ndarray
+    log_probs: np.ndarray
+    policy_versions: np.ndarray
+    episode_starts: np.ndarray
+    episode_lengths: np.ndarray
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def n_episodes(self) -> int:
+        return len(self.episode_lengths)
+
+
+class EpisodeRolloutBuffer(BaseBuffer):
+    """
+    Per-environment growing storage of steps, from which complete episodes are taken for an update.
+
+    Memory: one row per stored step and env, ``obs_bytes + 4 * action_dim + 4 + 4 + 8`` bytes;
+    observations keep the observation space's dtype (an int8 difference frame costs 1 byte per value).
+    Storage grows by doubling when an environment runs out of rows; an episode longer than
+    ``max_episode_steps`` raises an error instead of filling the memory (wrap such an env in
+    ``gymnasium.wrappers.TimeLimit``).
+
+    :param buffer_size: initial number of rows per environment (grows as needed)
+    :param observation_space: observation space
+    :param action_space: action space
+    :param device: PyTorch device (kept for SB3 compatibility, data stays in numpy until training)
+    :param n_envs: number of parallel environments
+    :param max_episode_steps: longest episode the buffer accepts before raising
+    """
+
+    observations: ObsArray
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: str = "auto",
+        n_envs: int = 1,
+        max_episode_steps: int = 100_000,
+    ):
+        super().__init__(buffer_size, observation_space, action_space, device=device, n_envs=n_envs)
+        if max_episode_steps <= 0:
+            raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
+        self.max_episode_steps = int(max_episode_steps)
+        self.capacity = max(int(buffer_size), 2)
+        self.reset()
+
+    # storage helpers ------------------------------------------------------------------------------------
+
+    def _obs_layout(self) -> dict[str | None, tuple[tuple[int, ...], np.dtype]]:
+        if isinstance(self.observation_space, spaces.Dict):
+            return {
+                key: (get_obs_shape(space), space.dtype)  # type: ignore[misc]
+                for key, space in self.observation_space.spaces.items()
+            }
+        return {None: (self.obs_shape, self.observation_space.dtype)}  # type: ignore[dict-item]
+
+    def _allocate(self, capacity: int) -> dict[str, ObsArray]:
+        obs = {key: np.zeros((self.n_envs, capacity, *shape), dtype=dtype) for key, (shape, dtype) in self._obs_layout().items()}
+        return {
+            "observations": obs if isinstance(self.observation_space, spaces.Dict) else obs[None],
+            "actions": np.zeros((self.n_envs, capacity, self.action_dim), dtype=np.float32),
+            "rewards": np.zeros((self.n_envs, capacity), dtype=np.float32),
+            "log_probs": np.zeros((self.n_envs, capacity), dtype=np.float32),
+            "policy_versions": np.zeros((self.n_envs, capacity), dtype=np.int64),
+        }
+
+    _fields = ("observations", "actions", "rewards", "log_probs", "policy_versions")
+
+    def reset(self) -> None:
+        """Drop everything."""
+        for name, array in self._allocate(self.capacity).items():
+            setattr(self, name, array)
+        self.positions = np.zeros(self.n_envs, dtype=np.int64)
+        # Per env: row index just after the last step of each complete episode, and the global step count at
+        # which it ended (to take episodes in the order they finished).
+        self.episode_ends: list[list[int]] = [[] for _ in range(self.n_envs)]
+        self.episode_end_times: list[list[int]] = [[] for _ in range(self.n_envs)]
+        self.n_adds = 0
+        self.action_dim = get_action_dim(self.action_space)
+        self.pos = 0
+        self.full = False
+
+    def _grow(self) -> None:
+        new_capacity = self.capacity * 2
+        new = self._allocate(new_capacity)
+        for name in self._fields:
+            old, fresh = getattr(self, name), new[name]
+            if isinstance(old, dict):
+                for key in old:
+                    fresh[key][:, : self.capacity] = old[key]
+            else:
+                fresh[:, : self.capacity] = old
+            setattr(self, name, fresh)
+        self.capacity = new_capacity
+
+    def size(self) -> int:
+        """Number of stored steps, all envs together."""
+        return int(self.positions.sum())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes allocated for the storage."""
+        total = 0
+        for name in self._fields:
+            array = getattr(self, name)
+            total += sum(a.nbytes for a in array.values()) if isinstance(array, dict) else array.nbytes
+        return total
+
+    @property
+    def bytes_per_step(self) -> int:
+        """Bytes of storage per step (one env, one row)."""
+        return self.nbytes // (self.capacity * self.n_envs)
+
+    def incomplete_lengths(self) -> np.ndarray:
+        """Number of stored steps of the episode in progress in each env."""
+        last_end = np.array([ends[-1] if ends else 0 for ends in self.episode_ends], dtype=np.int64)
+        return self.positions - last_end
+
+    @property
+    def n_complete_episodes(self) -> int:
+        return sum(len(ends) for ends in self.episode_ends)
+
+    # adding -----------------------------------------------------------------------------------------------
+
+    def add(  # type: ignore[override]
+        self,
+        obs: ObsArray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        log_prob: np.ndarray,
+        done: np.ndarray,
+        policy_version: int,
+    ) -> None:
+        """
+        Store one step of every env.
+
+        :param obs: observations the actions were taken in
+        :param action: actions taken
+        :param reward: rewards received
+        :param log_prob: log-probability of the actions under the policy that sampled them
+        :param done: whether the episode ended with this step (terminated or truncated)
+        :param policy_version: number of updates of the policy that sampled the actions
+        """
+        if (self.positions >= self.capacity).any():
+            lengths = self.incomplete_lengths()
+            if lengths.max() >= self.max_episode_steps:
+                env_idx = int(lengths.argmax())
+                raise RuntimeError(
+                    f"The episode running in env {env_idx} has lasted {int(lengths[env_idx])} steps without ending "
+                    f"(max_episode_steps={self.max_episode_steps}). REINFORCE learns from complete episodes: wrap the "
+                    "env in gymnasium.wrappers.TimeLimit, or raise max_episode_steps through rollout_buffer_kwargs."
+                )
+            self._grow()
+        rows = self.positions
+        envs = np.arange(self.n_envs)
+        if isinstance(self.observations, dict):
+            assert isinstance(obs, dict)
+            for key, storage in self.observations.items():
+                storage[envs, rows] = np.asarray(obs[key]).reshape((self.n_envs, *storage.shape[2:]))
+        else:
+            self.observations[envs, rows] = np.asarray(obs).reshape((self.n_envs, *self.obs_shape))
+        self.actions[envs, rows] = np.asarray(action).reshape((self.n_envs, self.action_dim))
+        self.rewards[envs, rows] = reward
+        self.log_probs[envs, rows] = np.asarray(log_prob).reshape(self.n_envs)
+        self.policy_versions[envs, rows] = policy_version
+        self.positions += 1
+        self.n_adds += 1
+        for env_idx in np.flatnonzero(done):
+            self.episode_ends[env_idx].append(int(self.positions[env_idx]))
+            self.episode_end_times[env_idx].append(self.n_adds)
+
+    # taking episodes out ----------------------------------------------------------------------------------
+
+    def _cutoffs(self, n_episodes: int | None) -> np.ndarray:
+        """Rows [0, cutoff[e]) of each env hold the episodes to train on."""
+        if n_episodes is None:
+            return np.array([ends[-1] if ends else 0 for ends in self.episode_ends], dtype=np.int64)
+        finished = sorted(
+            (time, env_idx, end)
+            for env_idx, (ends, times) in enumerate(zip(self.episode_ends, self.episode_end_times, strict=True))
+            for end, time in zip(ends, times, strict=True)
+        )
+        cutoffs = np.zeros(self.n_envs, dtype=np.int64)
+        # Episodes of one env end in row order, so a global prefix in time is a prefix in every env
+        for _, env_idx, end in finished[:n_episodes]:
+            cutoffs[env_idx] = end
+        return cutoffs
+
+    def pop_episodes(self, n_episodes: int | None = None) -> EpisodeBatch:
+        """
+        Remove complete episodes from the buffer and return them.
+
+        :param n_episodes: take the first ``n_episodes`` episodes to finish (None: every complete episode);
+            episodes still running, and complete ones beyond ``n_episodes``, stay for a later update.
+        :return: the episodes, flat and episode-major
+        """
+        cutoffs = self._cutoffs(n_episodes)
+
+        def gather(array: np.ndarray) -> np.ndarray:
+            return np.concatenate([array[env_idx, :cut] for env_idx, cut in enumerate(cutoffs)])
+
+        if isinstance(self.observations, dict):
+            observations: ObsArray = {key: gather(value) for key, value in self.observations.items()}
+        else:
+            observations = gather(self.observations)
+        lengths = []
+        for env_idx, cut in enumerate(cutoffs):
+            previous = 0
+            for end in self.episode_ends[env_idx]:
+                if end > cut:
+                    break
+                lengths.append(end - previous)
+                previous = end
+        episode_lengths = np.array(lengths, dtype=np.int64)
+        episode_starts = np.zeros(int(episode_lengths.sum()), dtype=bool)
+        episode_starts[np.cumsum(episode_lengths) - episode_lengths] = True
+        batch = EpisodeBatch(
+            observations=observations,
+            actions=gather(self.actions),
+            rewards=gather(self.rewards),
+            log_probs=gather(self.log_probs),
+            policy_versions=gather(self.policy_versions),
+            episode_starts=episode_starts,
+            episode_lengths=episode_lengths,
+        )
+        self._shift(cutoffs)
+        return batch
+
+    def _shift(self, cutoffs: np.ndarray) -> None:
+        """Move what stays after ``cutoffs`` to the front of each env's rows."""
+        for env_idx, cut in enumerate(cutoffs):
+            cut = int(cut)
+            if cut == 0:
+                continue
+            keep = int(self.positions[env_idx]) - cut
+            for name in self._fields:
+                array = getattr(self, name)
+                for sub in array.values() if isinstance(array, dict) else (array,):
+                    # copy(): source and destination overlap
+                    sub[env_idx, :keep] = sub[env_idx, cut : cut + keep].copy()
+            self.positions[env_idx] = keep
+            ends, times = self.episode_ends[env_idx], self.episode_end_times[env_idx]
+            kept = [(end - cut, time) for end, time in zip(ends, times, strict=True) if end > cut]
+            self.episode_ends[env_idx] = [end for end, _ in kept]
+            self.episode_end_times[env_idx] = [time for _, time in kept]
+
+    def drop_incomplete(self) -> int:
+        """
+        Forget the steps of episodes still running (their env was reset, they will never end).
+
+        :return: number of steps dropped
+        """
+        dropped = self.incomplete_lengths()
+        self.positions -= dropped
+        return int(dropped.sum())
+
+    def _get_samples(self, batch_inds: np.ndarray, env=None):  # pragma: no cover - episodes are taken whole
+        raise NotImplementedError("EpisodeRolloutBuffer hands out whole episodes: use pop_episodes()")

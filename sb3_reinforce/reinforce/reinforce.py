@@ -1,0 +1,455 @@
+"""REINFORCE (Monte-Carlo policy gradient) as a Stable-Baselines3 on-policy algorithm."""
+
+import numbers
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import explained_variance, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_reinforce.common.buffers import EpisodeBatch, EpisodeRolloutBuffer
+from sb3_reinforce.common.returns import BASELINES, RETURN_MODES, per_decision_is_weights, policy_gradient_weights
+from sb3_reinforce.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, REINFORCEPolicy
+
+SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
+
+# Observation bytes per training chunk: bounds the memory of one forward/backward pass (Pong batches can
+# hold 100k+ steps of 6400 inputs).
+_CHUNK_BYTES = 2**26
+
+
+def _check_number(name: str, value: Any, low: float, high: float, low_open: bool = False, integer: bool = False) -> None:
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r} ({type(value).__name__})")
+    if not np.isfinite(value) or value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name}={value!r} is out of range: allowed {bracket}{low}, {high}]")
+
+
+class REINFORCE(OnPolicyAlgorithm):
+    """
+    REINFORCE: Monte-Carlo policy gradient (Williams, 1992), with a selectable return weighting and baseline.
+
+    The gradient estimate is ``sum_t grad log pi(a_t|s_t) * Psi_t`` over complete episodes; ``Psi_t`` is chosen
+    by ``return_mode`` and ``baseline`` (see ``sb3_reinforce.common.returns``). Steps of episodes still running
+    when an update happens are kept and used once their episode ends, weighted by per-decision importance
+    ratios for having been collected by an older policy.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param n_steps: Steps collected per env between updates when ``n_episodes`` is None; the update uses every
+        episode completed so far (episodes still running wait for the next update)
+    :param n_episodes: If given, update after every ``n_episodes`` complete episodes (counted over all envs),
+        and ``n_steps`` is ignored
+    :param gamma: Discount factor
+    :param return_mode: ``"reward_to_go"`` (step t weighted by the discounted return from t on) or ``"total"``
+        (every step weighted by the whole discounted episode return R(tau))
+    :param baseline: None, ``"mean"`` (mean return of the other episodes of the batch), ``"optimal"`` (the
+        variance-minimizing constant ``sum |g|^2 R / sum |g|^2``, g the per-step score gradient w.r.t. the action
+        distribution parameters) or ``"value"`` (learned V(s), regressed on the Monte-Carlo returns)
+    :param gae_lambda: GAE lambda for ``baseline="value"``; 1 gives the Monte-Carlo return minus V(s)
+    :param normalize_advantage: Standardize the weights ``Psi_t`` over the batch (a constant batch gives zeros)
+    :param reset_on_reward: Restart the discounted return at every non-zero reward (Karpathy's Pong: each point is
+        its own game)
+    :param ent_coef: Entropy coefficient for the loss calculation
+    :param vf_coef: Value function coefficient for the loss calculation (``baseline="value"`` only)
+    :param max_grad_norm: The maximum value for the gradient clipping (None: no clipping)
+    :param rollout_buffer_class: Rollout buffer class to use (an ``EpisodeRolloutBuffer`` subclass)
+    :param rollout_buffer_kwargs: Keyword arguments for the rollout buffer, e.g. ``max_episode_steps``
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
+        debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: REINFORCEPolicy
+    rollout_buffer: EpisodeRolloutBuffer  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: str | type[REINFORCEPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        n_steps: int = 256,
+        n_episodes: int | None = None,
+        gamma: float = 0.99,
+        return_mode: str = "reward_to_go",
+        baseline: str | None = None,
+        gae_lambda: float = 1.0,
+        normalize_advantage: bool = True,
+        reset_on_reward: bool = False,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float | None = 0.5,
+        rollout_buffer_class: type[EpisodeRolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        self._validate_arguments(
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            n_episodes=n_episodes,
+            gamma=gamma,
+            return_mode=return_mode,
+            baseline=baseline,
+            gae_lambda=gae_lambda,
+            normalize_advantage=normalize_advantage,
+            reset_on_reward=reset_on_reward,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+        )
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,  # type: ignore[arg-type]
+            use_sde=False,
+            sde_sample_freq=-1,
+            rollout_buffer_class=rollout_buffer_class,  # type: ignore[arg-type]
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+        )
+        self.n_episodes = n_episodes
+        self.return_mode = return_mode
+        self.baseline = baseline
+        self.normalize_advantage = normalize_advantage
+        self.reset_on_reward = reset_on_reward
+        if _init_setup_model:
+            self._setup_model()
+
+    @staticmethod
+    def _validate_arguments(**kwargs: Any) -> None:
+        """Reject bad hyperparameters before any env is built or stepped."""
+        learning_rate = kwargs["learning_rate"]
+        if not callable(learning_rate):
+            _check_number("learning_rate", learning_rate, 0.0, float("inf"), low_open=True)
+        _check_number("n_steps", kwargs["n_steps"], 1, float("inf"), integer=True)
+        if kwargs["n_episodes"] is not None:
+            _check_number("n_episodes", kwargs["n_episodes"], 1, float("inf"), integer=True)
+        _check_number("gamma", kwargs["gamma"], 0.0, 1.0)
+        if kwargs["return_mode"] not in RETURN_MODES:
+            raise ValueError(f"return_mode={kwargs['return_mode']!r} is not allowed: use one of {RETURN_MODES}")
+        if kwargs["baseline"] not in BASELINES:
+            raise ValueError(f"baseline={kwargs['baseline']!r} is not allowed: use one of {BASELINES}")
+        _check_number("gae_lambda", kwargs["gae_lambda"], 0.0, 1.0)
+        if kwargs["gae_lambda"] != 1.0 and kwargs["baseline"] != "value":
+            raise ValueError(
+                f"gae_lambda={kwargs['gae_lambda']!r} needs baseline='value' (GAE uses the learned V(s)); "
+                f"with baseline={kwargs['baseline']!r} leave gae_lambda=1.0"
+            )
+        for name in ("normalize_advantage", "reset_on_reward"):
+            if not isinstance(kwargs[name], (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {kwargs[name]!r}")
+        if isinstance(kwargs["ent_coef"], bool) or not isinstance(kwargs["ent_coef"], numbers.Real):
+            raise TypeError(f"ent_coef must be a number, got {kwargs['ent_coef']!r}")
+        if not np.isfinite(kwargs["ent_coef"]):
+            raise ValueError(f"ent_coef={kwargs['ent_coef']!r} must be finite")
+        _check_number("vf_coef", kwargs["vf_coef"], 0.0, float("inf"))
+        if kwargs["max_grad_norm"] is not None:
+            _check_number("max_grad_norm", kwargs["max_grad_norm"], 0.0, float("inf"), low_open=True)
+        buffer_class = kwargs["rollout_buffer_class"]
+        if buffer_class is not None and not (isinstance(buffer_class, type) and issubclass(buffer_class, EpisodeRolloutBuffer)):
+            raise TypeError(f"rollout_buffer_class must be an EpisodeRolloutBuffer subclass, got {buffer_class!r}")
+        if isinstance(buffer_class, type) and issubclass(buffer_class, RolloutBuffer):  # pragma: no cover - defensive
+            raise TypeError("rollout_buffer_class: SB3's RolloutBuffer cuts episodes and cannot be used by REINFORCE")
+        if kwargs["rollout_buffer_kwargs"] is not None and not isinstance(kwargs["rollout_buffer_kwargs"], dict):
+            raise TypeError(f"rollout_buffer_kwargs must be a dict, got {kwargs['rollout_buffer_kwargs']!r}")
+        _check_number("stats_window_size", kwargs["stats_window_size"], 1, float("inf"), integer=True)
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        if self.rollout_buffer_class is None:
+            self.rollout_buffer_class = EpisodeRolloutBuffer  # type: ignore[assignment]
+        self.rollout_buffer = self.rollout_buffer_class(  # type: ignore[assignment,misc]
+            self.n_steps if self.n_episodes is None else 1024,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            n_envs=self.n_envs,
+            **self.rollout_buffer_kwargs,
+        )
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, REINFORCEPolicy)):
+            raise TypeError(f"policy must be a REINFORCEPolicy subclass or one of {list(self.policy_aliases)}")
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space,
+            self.action_space,
+            self.lr_schedule,
+            value_baseline=self.baseline == "value",
+            **self.policy_kwargs,
+        )
+        self.policy = self.policy.to(self.device)
+        self._maybe_recommend_cpu("REINFORCEPolicy")
+        # Steps per chunk of a training pass, so that huge batches of big observations fit in memory
+        obs_bytes = sum(int(np.prod(shape)) for shape in self._obs_shapes()) * 4
+        self._train_chunk_steps = max(256, _CHUNK_BYTES // max(obs_bytes, 1))
+
+    def _obs_shapes(self) -> list[tuple[int, ...]]:
+        if isinstance(self.observation_space, spaces.Dict):
+            return [space.shape or (1,) for space in self.observation_space.spaces.values()]
+        return [self.observation_space.shape or (1,)]
+
+    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, *args: Any, **kwargs: Any):
+        previous_obs = self._last_obs
+        result = super()._setup_learn(total_timesteps, callback, *args, **kwargs)
+        if self.rollout_buffer.n_envs != self.n_envs:
+            # set_env() with another number of envs: start a fresh buffer
+            self.rollout_buffer = self.rollout_buffer_class(  # type: ignore[assignment,misc]
+                self.rollout_buffer.capacity,
+                self.observation_space,
+                self.action_space,
+                device=self.device,
+                n_envs=self.n_envs,
+                **self.rollout_buffer_kwargs,
+            )
+        elif self._last_obs is not previous_obs:
+            # The envs were reset: episodes in progress can never end
+            self.rollout_buffer.drop_incomplete()
+        return result
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: EpisodeRolloutBuffer,  # type: ignore[override]
+        n_rollout_steps: int,
+    ) -> bool:
+        """
+        Step every env with the current policy and store the steps, until ``n_episodes`` episodes are complete
+        (or ``n_rollout_steps`` steps per env were taken when ``n_episodes`` is None). Callback order and logging
+        are those of ``OnPolicyAlgorithm.collect_rollouts``.
+
+        :param env: The training environment
+        :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
+        :param rollout_buffer: Buffer to fill with rollouts
+        :param n_rollout_steps: Number of experiences to collect per environment (ignored with ``n_episodes``)
+        :return: True if the rollout finished, False if a callback stopped the training
+        """
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        n_steps = 0
+        callback.on_rollout_start()
+        bootstrap_timeouts = self.baseline == "value"
+
+        while True:
+            if self.n_episodes is not None:
+                if rollout_buffer.n_complete_episodes >= self.n_episodes:
+                    break
+            elif n_steps >= n_rollout_steps:
+                break
+
+            with th.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                actions, log_probs = self.policy.act(obs_tensor)
+            actions = actions.cpu().numpy()
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                # Sample from an unbounded Gaussian, step with the action clipped to the bounds
+                clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+
+            if bootstrap_timeouts:
+                # Time-limit truncation: the episode did not really end, add gamma * V(s_T) like SB3 does
+                for idx, done in enumerate(dones):
+                    if (
+                        done
+                        and infos[idx].get("terminal_observation") is not None
+                        and infos[idx].get("TimeLimit.truncated", False)
+                    ):
+                        terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                        with th.no_grad():
+                            terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+                        rewards[idx] += self.gamma * terminal_value.item()
+
+            rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                log_probs.cpu().numpy(),
+                dones,
+                self._n_updates,
+            )
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _chunks(self, n: int) -> list[slice]:
+        return [slice(start, min(start + self._train_chunk_steps, n)) for start in range(0, n, self._train_chunk_steps)]
+
+    def _to_tensors(self, batch: EpisodeBatch, index: slice | np.ndarray) -> tuple[Any, th.Tensor]:
+        if isinstance(batch.observations, dict):
+            obs = {key: value[index] for key, value in batch.observations.items()}
+        else:
+            obs = batch.observations[index]
+        obs_tensor = obs_as_tensor(obs, self.device)  # type: ignore[arg-type]
+        actions = th.as_tensor(batch.actions[index], device=self.device)
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        return obs_tensor, actions
+
+    def _evaluate_batch(self, batch: EpisodeBatch, need_scores: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """No-grad pass: current log-probs, values (value baseline) and squared score norms (optimal baseline)."""
+        log_probs, values, score_sq = [], [], []
+        for index in self._chunks(batch.n_steps):
+            obs_tensor, actions = self._to_tensors(batch, index)
+            with th.no_grad():
+                chunk_values, chunk_log_prob, _, action_params = self.policy.evaluate(obs_tensor, actions)
+            log_probs.append(chunk_log_prob.cpu().numpy())
+            if chunk_values is not None:
+                values.append(chunk_values.cpu().numpy())
+            if need_scores:
+                # Per-step gradient of log pi(a_t|s_t) w.r.t. the distribution parameters of step t: one backward
+                # through the distribution only, rows are independent.
+                params = action_params.detach().requires_grad_(True)
+                with th.enable_grad():
+                    log_prob = self.policy.distribution_from_params(params).log_prob(actions)
+                    (grad,) = th.autograd.grad(log_prob.sum(), params)
+                score_sq.append(grad.pow(2).sum(dim=-1).cpu().numpy())
+        return (
+            np.concatenate(log_probs),
+            np.concatenate(values) if values else None,
+            np.concatenate(score_sq) if need_scores else None,
+        )
+
+    def train(self) -> None:
+        """Take the complete episodes out of the buffer and do one policy-gradient step on them."""
+        self.policy.set_training_mode(True)
+        batch = self.rollout_buffer.pop_episodes(self.n_episodes)
+        self.logger.record("train/batch_episodes", batch.n_episodes)
+        self.logger.record("train/batch_steps", batch.n_steps)
+        if batch.n_steps == 0:
+            # No episode has ended yet: keep collecting
+            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+            return
+        self._update_learning_rate(self.policy.optimizer)
+
+        carried = batch.policy_versions != self._n_updates
+        need_eval = self.baseline in ("value", "optimal") or carried.any()
+        is_weights = values = score_sq = None
+        if need_eval:
+            current_log_probs, values, score_sq = self._evaluate_batch(batch, need_scores=self.baseline == "optimal")
+            if carried.any():
+                log_ratio = np.where(carried, current_log_probs - batch.log_probs, 0.0)
+                is_weights = per_decision_is_weights(log_ratio, batch.episode_starts)
+        weights, targets = policy_gradient_weights(
+            batch.rewards,
+            batch.episode_starts,
+            gamma=self.gamma,
+            return_mode=self.return_mode,
+            baseline=self.baseline,
+            reset_on_reward=self.reset_on_reward,
+            is_weights=is_weights,
+            values=values,
+            score_sq_norms=score_sq,
+            gae_lambda=self.gae_lambda,
+            normalize=self.normalize_advantage,
+        )
+        weights_t = th.as_tensor(weights, dtype=th.float32, device=self.device)
+        targets_t = th.as_tensor(targets, dtype=th.float32, device=self.device)
+
+        n = batch.n_steps
+        policy_loss_sum = entropy_sum = value_loss_sum = 0.0
+        self.policy.optimizer.zero_grad()
+        for index in self._chunks(n):
+            obs_tensor, actions = self._to_tensors(batch, index)
+            chunk_values, log_prob, entropy, _ = self.policy.evaluate(obs_tensor, actions)
+            policy_loss = -(weights_t[index] * log_prob).sum() / n
+            # Entropy: SB3 has no closed form for some distributions, use -log_prob then
+            entropy_loss = -(entropy.sum() if entropy is not None else -log_prob.sum()) / n
+            loss = policy_loss + self.ent_coef * entropy_loss
+            if chunk_values is not None:
+                value_loss = (chunk_values - targets_t[index]).pow(2).sum() / n
+                loss = loss + self.vf_coef * value_loss
+                value_loss_sum += value_loss.item()
+            loss.backward()
+            policy_loss_sum += policy_loss.item()
+            entropy_sum += entropy_loss.item()
+        if self.max_grad_norm is not None:
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        self._n_updates += 1
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/policy_loss", policy_loss_sum)
+        self.logger.record("train/entropy_loss", entropy_sum)
+        self.logger.record("train/carried_steps", int(carried.sum()))
+        if is_weights is not None:
+            self.logger.record("train/is_weight_mean", float(is_weights[carried].mean()))
+            self.logger.record("train/is_weight_max", float(is_weights.max()))
+        if values is not None:
+            self.logger.record("train/value_loss", value_loss_sum)
+            self.logger.record("train/explained_variance", float(explained_variance(values, targets)))
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+    def learn(
+        self: SelfREINFORCE,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "REINFORCE",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfREINFORCE:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
