@@ -83,7 +83,8 @@ class EpisodeRolloutBuffer(BaseBuffer):
         return {None: (self.obs_shape, self.observation_space.dtype)}  # type: ignore[dict-item]
 
     def _allocate(self, capacity: int) -> dict[str, ObsArray]:
-        obs = {key: np.zeros((self.n_envs, capacity, *shape), dtype=dtype) for key, (shape, dtype) in self._obs_layout().items()}
+        layout = self._obs_layout().items()
+        obs = {key: np.zeros((self.n_envs, capacity, *shape), dtype=dtype) for key, (shape, dtype) in layout}
         return {
             "observations": obs if isinstance(self.observation_space, spaces.Dict) else obs[None],
             "actions": np.zeros((self.n_envs, capacity, self.action_dim), dtype=np.float32),

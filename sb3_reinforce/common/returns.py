@@ -43,7 +43,9 @@ def segment_starts(episode_starts: np.ndarray, rewards: np.ndarray, reset_on_rew
     return starts
 
 
-def reward_to_go(rewards: np.ndarray, seg_starts: np.ndarray, gamma: float, is_weights: np.ndarray | None = None) -> np.ndarray:
+def reward_to_go(
+    rewards: np.ndarray, seg_starts: np.ndarray, gamma: float, is_weights: np.ndarray | None = None
+) -> np.ndarray:
     """
     Discounted return from each step to the end of its segment: ``H_t = c_t r_t + gamma H_{t+1}``.
 
@@ -78,7 +80,9 @@ def steps_in_segment(seg_starts: np.ndarray) -> np.ndarray:
     return idx - last_start
 
 
-def total_return(rewards: np.ndarray, seg_starts: np.ndarray, gamma: float, is_weights: np.ndarray | None = None) -> np.ndarray:
+def total_return(
+    rewards: np.ndarray, seg_starts: np.ndarray, gamma: float, is_weights: np.ndarray | None = None
+) -> np.ndarray:
     """
     The whole discounted segment return as the weight of every step of the segment (see module docstring
     for the importance-weighted form).

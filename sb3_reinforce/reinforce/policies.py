@@ -106,9 +106,7 @@ class REINFORCEPolicy(ActorCriticPolicy):
         values, log_prob, entropy, _ = self.evaluate(obs, actions)
         return (th.zeros_like(log_prob).unsqueeze(-1) if values is None else values), log_prob, entropy
 
-    def evaluate(
-        self, obs: PyTorchObs, actions: th.Tensor
-    ) -> tuple[th.Tensor | None, th.Tensor, th.Tensor | None, th.Tensor]:
+    def evaluate(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor | None, th.Tensor, th.Tensor | None, th.Tensor]:
         """
         Everything a REINFORCE update needs from one forward pass.
 

@@ -6,7 +6,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
@@ -190,10 +189,10 @@ class REINFORCE(OnPolicyAlgorithm):
         if kwargs["max_grad_norm"] is not None:
             _check_number("max_grad_norm", kwargs["max_grad_norm"], 0.0, float("inf"), low_open=True)
         buffer_class = kwargs["rollout_buffer_class"]
-        if buffer_class is not None and not (isinstance(buffer_class, type) and issubclass(buffer_class, EpisodeRolloutBuffer)):
+        is_episode_buffer = isinstance(buffer_class, type) and issubclass(buffer_class, EpisodeRolloutBuffer)
+        if buffer_class is not None and not is_episode_buffer:
+            # SB3's RolloutBuffer cuts episodes at n_steps, Monte-Carlo returns need them whole
             raise TypeError(f"rollout_buffer_class must be an EpisodeRolloutBuffer subclass, got {buffer_class!r}")
-        if isinstance(buffer_class, type) and issubclass(buffer_class, RolloutBuffer):  # pragma: no cover - defensive
-            raise TypeError("rollout_buffer_class: SB3's RolloutBuffer cuts episodes and cannot be used by REINFORCE")
         if kwargs["rollout_buffer_kwargs"] is not None and not isinstance(kwargs["rollout_buffer_kwargs"], dict):
             raise TypeError(f"rollout_buffer_kwargs must be a dict, got {kwargs['rollout_buffer_kwargs']!r}")
         _check_number("stats_window_size", kwargs["stats_window_size"], 1, float("inf"), integer=True)
@@ -341,7 +340,9 @@ class REINFORCE(OnPolicyAlgorithm):
             actions = actions.long().flatten()
         return obs_tensor, actions
 
-    def _evaluate_batch(self, batch: EpisodeBatch, need_scores: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _evaluate_batch(
+        self, batch: EpisodeBatch, need_scores: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """No-grad pass: current log-probs, values (value baseline) and squared score norms (optimal baseline)."""
         log_probs, values, score_sq = [], [], []
         for index in self._chunks(batch.n_steps):
