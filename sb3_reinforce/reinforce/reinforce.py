@@ -366,18 +366,17 @@ class REINFORCE(OnPolicyAlgorithm):
             np.concatenate(score_sq) if need_scores else None,
         )
 
-    def train(self) -> None:
-        """Take the complete episodes out of the buffer and do one policy-gradient step on them."""
-        self.policy.set_training_mode(True)
-        batch = self.rollout_buffer.pop_episodes(self.n_episodes)
-        self.logger.record("train/batch_episodes", batch.n_episodes)
-        self.logger.record("train/batch_steps", batch.n_steps)
-        if batch.n_steps == 0:
-            # No episode has ended yet: keep collecting
-            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-            return
-        self._update_learning_rate(self.policy.optimizer)
+    def compute_policy_gradient(self, batch: EpisodeBatch) -> dict[str, float]:
+        """
+        Accumulate into the parameters' ``.grad`` the gradient of the REINFORCE loss on ``batch`` (plus the entropy
+        and value losses). Does not zero the gradients nor step the optimizer; ``train()`` does.
 
+        Useful on its own to study the estimator: the policy-parameter gradient it leaves is
+        ``-(1 / n_steps) * sum_t Psi_t grad log pi(a_t|s_t)``.
+
+        :param batch: complete episodes (``EpisodeRolloutBuffer.pop_episodes``)
+        :return: statistics of the pass (losses, batch size, importance weights)
+        """
         carried = batch.policy_versions != self._n_updates
         need_eval = self.baseline in ("value", "optimal") or carried.any()
         is_weights = values = score_sq = None
@@ -403,13 +402,13 @@ class REINFORCE(OnPolicyAlgorithm):
         targets_t = th.as_tensor(targets, dtype=th.float32, device=self.device)
 
         n = batch.n_steps
-        policy_loss_sum = entropy_sum = value_loss_sum = 0.0
-        self.policy.optimizer.zero_grad()
+        stats = {"policy_loss": 0.0, "entropy_loss": 0.0, "carried_steps": float(carried.sum())}
+        value_loss_sum = 0.0
         for index in self._chunks(n):
             obs_tensor, actions = self._to_tensors(batch, index)
             chunk_values, log_prob, entropy, _ = self.policy.evaluate(obs_tensor, actions)
             policy_loss = -(weights_t[index] * log_prob).sum() / n
-            # Entropy: SB3 has no closed form for some distributions, use -log_prob then
+            # SB3 has no closed-form entropy for some distributions: use -log_prob then, like A2C
             entropy_loss = -(entropy.sum() if entropy is not None else -log_prob.sum()) / n
             loss = policy_loss + self.ent_coef * entropy_loss
             if chunk_values is not None:
@@ -417,23 +416,37 @@ class REINFORCE(OnPolicyAlgorithm):
                 loss = loss + self.vf_coef * value_loss
                 value_loss_sum += value_loss.item()
             loss.backward()
-            policy_loss_sum += policy_loss.item()
-            entropy_sum += entropy_loss.item()
+            stats["policy_loss"] += policy_loss.item()
+            stats["entropy_loss"] += entropy_loss.item()
+        if is_weights is not None:
+            stats["is_weight_mean"] = float(is_weights[carried].mean())
+            stats["is_weight_max"] = float(is_weights.max())
+        if values is not None:
+            stats["value_loss"] = value_loss_sum
+            stats["explained_variance"] = float(explained_variance(values, targets))
+        return stats
+
+    def train(self) -> None:
+        """Take the complete episodes out of the buffer and do one policy-gradient step on them."""
+        self.policy.set_training_mode(True)
+        batch = self.rollout_buffer.pop_episodes(self.n_episodes)
+        self.logger.record("train/batch_episodes", batch.n_episodes)
+        self.logger.record("train/batch_steps", batch.n_steps)
+        if batch.n_steps == 0:
+            # No episode has ended yet: keep collecting
+            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+            return
+        self._update_learning_rate(self.policy.optimizer)
+        self.policy.optimizer.zero_grad()
+        stats = self.compute_policy_gradient(batch)
         if self.max_grad_norm is not None:
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         self.policy.optimizer.step()
         self._n_updates += 1
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/policy_loss", policy_loss_sum)
-        self.logger.record("train/entropy_loss", entropy_sum)
-        self.logger.record("train/carried_steps", int(carried.sum()))
-        if is_weights is not None:
-            self.logger.record("train/is_weight_mean", float(is_weights[carried].mean()))
-            self.logger.record("train/is_weight_max", float(is_weights.max()))
-        if values is not None:
-            self.logger.record("train/value_loss", value_loss_sum)
-            self.logger.record("train/explained_variance", float(explained_variance(values, targets)))
+        for key, value in stats.items():
+            self.logger.record(f"train/{key}", value)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 

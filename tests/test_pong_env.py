@@ -1,0 +1,221 @@
+"""Tests of the fast vectorized Pong (sb3_reinforce.pong) against the gymnasium wrapper chain and SB3's VecEnv API."""
+
+import importlib.util
+import pathlib
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3 import A2C
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from sb3_reinforce.pong import PongVecEnv, make_pong_vec_env
+from sb3_reinforce.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown, make_karpathy_pong_env
+
+
+def make_reference(n_envs: int, **kwargs) -> DummyVecEnv:
+    """The gymnasium chain (ALE/Pong-v5 + KarpathyPreprocess + DifferenceFrame + PongUpDown) + Monitor in a DummyVecEnv."""
+    return DummyVecEnv([lambda: Monitor(make_karpathy_pong_env(**kwargs)) for _ in range(n_envs)])
+
+
+def assert_same_step(fast, reference) -> None:
+    obs, rewards, dones, infos = fast
+    expected, expected_rewards, expected_dones, expected_infos = reference
+    assert obs.dtype == np.int8 and obs.shape == expected.shape
+    np.testing.assert_array_equal(obs, expected)
+    np.testing.assert_array_equal(rewards, expected_rewards)
+    np.testing.assert_array_equal(dones, expected_dones)
+    for i, (info, expected_info) in enumerate(zip(infos, expected_infos, strict=True)):
+        assert info["TimeLimit.truncated"] == expected_info["TimeLimit.truncated"]
+        assert ("episode" in info) == ("episode" in expected_info) == bool(dones[i])
+        if dones[i]:
+            assert not obs[i].any()
+            assert info["episode"]["r"] == expected_info["episode"]["r"]
+            assert info["episode"]["l"] == expected_info["episode"]["l"]
+            assert isinstance(info["episode"]["t"], float)
+            terminal, expected_terminal = info["terminal_observation"], expected_info["terminal_observation"]
+            assert terminal.dtype == np.int8 and terminal.shape == (6400,)
+            # ale-py 0.12.1's vector env does not refresh the screen on the last step of an episode: the
+            # terminal difference frame is then all zeros (documented in PongVecEnv)
+            assert np.array_equal(terminal, expected_terminal) or not terminal.any()
+
+
+def test_same_observations_as_gym_chain_over_full_episodes():
+    n_envs = 2
+    fast = make_pong_vec_env(n_envs=n_envs, seed=0)
+    reference = make_reference(n_envs)
+    reference.seed(0)
+    assert isinstance(fast, VecEnv)
+    assert fast.observation_space == reference.observation_space == gym.spaces.Box(-1, 1, (6400,), np.int8)
+    assert fast.action_space == reference.action_space == gym.spaces.Discrete(2)
+    np.testing.assert_array_equal(fast.reset(), reference.reset())
+
+    rng = np.random.default_rng(0)
+    episodes = np.zeros(n_envs, dtype=int)
+    moving = 0
+    for _ in range(1400):
+        actions = rng.integers(0, 2, size=n_envs)
+        step = fast.step(actions)
+        assert_same_step(step, reference.step(actions))
+        episodes += step[2]
+        moving += int(step[0].any())
+        if episodes.min() >= 1:
+            break
+    # every env played a whole game (21 points) and was auto-reset
+    assert episodes.min() >= 1
+    assert moving > 500
+    returns = fast.env_method("get_episode_rewards")
+    assert all(len(r) >= 1 and -21 <= r[0] < 0 for r in returns)
+    assert fast.env_method("get_episode_lengths") == reference.env_method("get_episode_lengths")
+    fast.close()
+    reference.close()
+
+
+def test_truncation_and_autoreset():
+    # 60 emulator frames: 15 steps per episode at frameskip 4
+    n_envs = 3
+    fast = make_pong_vec_env(n_envs=n_envs, max_num_frames_per_episode=60)
+    reference = make_reference(n_envs, max_num_frames_per_episode=60)
+    np.testing.assert_array_equal(fast.reset(), reference.reset())
+    rng = np.random.default_rng(1)
+    n_truncated = 0
+    for _ in range(40):
+        actions = rng.integers(0, 2, size=n_envs)
+        step = fast.step(actions)
+        assert_same_step(step, reference.step(actions))
+        n_truncated += sum(info["TimeLimit.truncated"] for info in step[3])
+    assert n_truncated == 2 * n_envs
+    fast.close()
+
+
+def test_seeding_with_sticky_actions():
+    def rollout(env: PongVecEnv, seed: int) -> np.ndarray:
+        env.seed(seed)
+        observations = [env.reset()]
+        actions = np.random.default_rng(0).integers(0, 2, size=(150, env.num_envs))
+        observations += [env.step(a)[0] for a in actions]
+        return np.stack(observations)
+
+    env = make_pong_vec_env(n_envs=2, repeat_action_probability=0.25)
+    assert env.seed(3) == [3, 4]
+    first = rollout(env, 3)
+    np.testing.assert_array_equal(first, rollout(env, 3))
+    assert not np.array_equal(first, rollout(env, 4))
+    # the seed argument of the factory is used at the first reset
+    other = make_pong_vec_env(n_envs=2, repeat_action_probability=0.25, seed=3)
+    observations = [other.reset()] + [other.step(a)[0] for a in np.random.default_rng(0).integers(0, 2, size=(150, 2))]
+    np.testing.assert_array_equal(first, np.stack(observations))
+    env.close()
+    other.close()
+
+
+class RandomAgent:
+    """Minimal object with SB3's ``predict`` signature."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self.rng.integers(0, 2, size=len(observation)), None
+
+
+def test_evaluate_policy_uses_episode_statistics():
+    env = make_pong_vec_env(n_envs=2, max_num_frames_per_episode=200)
+    assert env.env_is_wrapped(Monitor) == [True, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "not wrapped with a Monitor" warning
+        returns, lengths = evaluate_policy(RandomAgent(), env, n_eval_episodes=4, return_episode_rewards=True)
+    assert len(returns) == 4 and lengths == [50, 50, 50, 50]
+    assert all(-5 <= r <= 5 for r in returns)
+    env.close()
+
+
+def test_sb3_training_logs_episodes():
+    env = make_pong_vec_env(n_envs=2, max_num_frames_per_episode=80, seed=0)
+    model = A2C("MlpPolicy", env, n_steps=5, policy_kwargs=dict(net_arch=[8]), seed=0)
+    model.learn(100)
+    assert len(model.ep_info_buffer) >= 4
+    assert all(info["l"] == 20 for info in model.ep_info_buffer)
+    env.close()
+
+
+def test_vec_env_api():
+    env = make_pong_vec_env(n_envs=3)
+    assert env.num_envs == 3 and env.render_mode is None
+    assert env.get_attr("frameskip") == [4, 4, 4]
+    assert env.get_attr("repeat_action_probability", indices=[1]) == [0.0]
+    assert env.get_attr("action_space")[0] == gym.spaces.Discrete(2)
+    assert env.has_attr("max_num_frames_per_episode") and not env.has_attr("no_such_attribute")
+    env.set_attr("note", "hello", indices=[0, 2])
+    assert env.get_attr("note", indices=[0, 2]) == ["hello", "hello"]
+    with pytest.raises(AttributeError, match="fixed"):
+        env.set_attr("frameskip", 2)
+    with pytest.raises(AttributeError, match="no attribute"):
+        env.get_attr("note")
+    assert env.env_method("get_action_meanings", indices=0) == [["UP", "DOWN"]]
+    with pytest.raises(AttributeError, match="no method"):
+        env.env_method("render")
+    for wrapper in (Monitor, KarpathyPreprocess, DifferenceFrame, PongUpDown, gym.Wrapper):
+        assert env.env_is_wrapped(wrapper) == [True, True, True]
+    assert env.env_is_wrapped(gym.wrappers.TimeLimit) == [False, False, False]
+
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(3, dtype=int))
+    env.reset()
+    obs, rewards, dones, infos = env.step(np.array([0, 1, 0]))
+    assert obs.shape == (3, 6400) and rewards.dtype == np.float32 and dones.dtype == bool and len(infos) == 3
+    assert env.env_method("get_total_steps") == [1, 1, 1]
+    with pytest.raises(ValueError, match="actions"):
+        env.step(np.array([0, 2, 1]))
+    with pytest.raises(ValueError, match="actions"):
+        env.step(np.array([0, 1]))
+    env.close()
+    env.close()  # closing twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        env.reset()
+    with pytest.raises(RuntimeError, match="closed"):
+        env.step(np.zeros(3, dtype=int))
+
+
+def test_karpathy_original_settings():
+    env = make_pong_vec_env(n_envs=1, karpathy_original=True)
+    assert env.get_attr("frameskip") == [3] and env.get_attr("repeat_action_probability") == [0.25]
+    env.close()
+    env = make_pong_vec_env(n_envs=1, karpathy_original=True, frameskip=2, repeat_action_probability=0.0)
+    assert env.get_attr("frameskip") == [2] and env.get_attr("repeat_action_probability") == [0.0]
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_envs=0), ValueError, "n_envs"),
+        (dict(n_envs=2.0), TypeError, "n_envs"),
+        (dict(frameskip=0), ValueError, "frameskip"),
+        (dict(frameskip=(2, 5)), TypeError, "frameskip"),
+        (dict(repeat_action_probability=-0.1), ValueError, "repeat_action_probability"),
+        (dict(repeat_action_probability="0.25"), TypeError, "repeat_action_probability"),
+        (dict(max_num_frames_per_episode=0), ValueError, "max_num_frames_per_episode"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(karpathy_original="yes"), TypeError, "karpathy_original"),
+        (dict(num_threads=-1), ValueError, "num_threads"),
+    ],
+)
+def test_factory_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_pong_vec_env(**kwargs)
+
+
+def test_benchmark_helpers():
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "karpathy_reference.py"
+    spec = importlib.util.spec_from_file_location("karpathy_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.run_reference(300) > 0
+    assert module.raw_vector_env_throughput(2, 20) > 0
+    assert module.pong_vec_env_throughput(2, 20) > 0
+    raw, fast = module.interleaved_vector_throughputs(2, 10, chunk=5)
+    assert raw > 0 and fast > 0
