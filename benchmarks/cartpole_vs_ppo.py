@@ -84,7 +84,8 @@ def main() -> None:
         for algo in args.algos:
             result = run(algo, seed, args.timesteps, args.eval_freq, args.eval_episodes)
             results.setdefault(algo, []).append(result)
-            print(f"{algo:10s} seed {seed}: fps {result['fps']:7.0f}  first>={THRESHOLD} {result['first']}  final {result['final']:.1f}")
+            first, final = result["first"], result["final"]
+            print(f"{algo:10s} seed {seed}: fps {result['fps']:7.0f}  first>={THRESHOLD} {first}  final {final:.1f}")
 
     print(f"\n| algorithm | training fps | median steps to first eval >= {THRESHOLD} | seeds >= {THRESHOLD} at end |")
     print("|---|---|---|---|")

@@ -7,7 +7,6 @@ Train REINFORCE on CartPole-v1 with its tuned zoo hyperparameters, then evaluate
 import argparse
 
 import torch as th
-
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 

@@ -239,7 +239,7 @@ def test_never_ending_episode_raises_instead_of_eating_memory():
             return np.zeros(2, dtype=np.float32), 1.0, False, False, {}
 
     model = REINFORCE("MlpPolicy", Endless(), n_steps=64, rollout_buffer_kwargs=dict(max_episode_steps=500))
-    with pytest.raises(RuntimeError, match="env 0 has lasted .*TimeLimit"):
+    with pytest.raises(RuntimeError, match=r"env 0 has lasted .*TimeLimit"):
         model.learn(10_000)
     assert model.num_timesteps < 2000
     assert isinstance(model.rollout_buffer, EpisodeRolloutBuffer)
