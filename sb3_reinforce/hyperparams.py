@@ -1,0 +1,764 @@
+"""
+Safe loading and validation of rl-zoo hyperparameter files.
+
+rl_zoo3 turns strings such as ``"dict(net_arch=[64], activation_fn=nn.ReLU)"`` into objects with ``eval`` and
+reads saved configs with ``yaml.UnsafeLoader``. Everything here uses ``yaml.SafeLoader`` and a small literal
+parser instead: numbers, strings, booleans, ``None``, lists, tuples, dicts, ``dict(key=value, ...)`` and a fixed
+table of names (activation functions, optimizers, a few SB3 classes). Dotted import paths (``env_wrapper``,
+``callback``, ``policy``) are only accepted from trusted packages (see :data:`TRUSTED_MODULE_PREFIXES`).
+"""
+
+import ast
+import copy
+import difflib
+import math
+import numbers
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "REINFORCE_KEYS",
+    "TRUSTED_MODULE_PREFIXES",
+    "ZOO_KEYS",
+    "HyperparamsError",
+    "ZooSafeLoader",
+    "build_model_kwargs",
+    "check_trusted_name",
+    "default_hyperparams_path",
+    "format_python_literal",
+    "load_hyperparams",
+    "load_hyperparams_file",
+    "load_yaml",
+    "parse_python_literal",
+    "select_env_entry",
+    "to_yaml_data",
+    "validate_hyperparams_file",
+    "validate_reinforce_hyperparams",
+]
+
+#: Keys the rl-zoo itself consumes (they never reach the algorithm's constructor).
+ZOO_KEYS: tuple[str, ...] = (
+    "n_timesteps",
+    "policy",
+    "n_envs",
+    "normalize",
+    "frame_stack",
+    "env_wrapper",
+    "vec_env_wrapper",
+    "callback",
+    "env_kwargs",
+    "monitor_kwargs",
+)
+
+#: REINFORCE constructor arguments that may be set in a hyperparameter file.
+REINFORCE_KEYS: tuple[str, ...] = (
+    "learning_rate",
+    "n_steps",
+    "n_episodes",
+    "gamma",
+    "return_mode",
+    "baseline",
+    "gae_lambda",
+    "normalize_advantage",
+    "reset_on_reward",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "rollout_buffer_class",
+    "rollout_buffer_kwargs",
+    "stats_window_size",
+    "policy_kwargs",
+)
+
+# Constructor arguments the zoo passes itself, from its command line.
+_COMMAND_LINE_KEYS = {
+    "env": "--env",
+    "tensorboard_log": "--tensorboard-log",
+    "verbose": "--verbose",
+    "seed": "--seed",
+    "device": "--device",
+    "_init_setup_model": "(internal)",
+}
+
+# ``policy_kwargs`` accepted by REINFORCE's policies (SB3's ActorCriticPolicy arguments, minus those the
+# algorithm sets itself: use_sde, value_baseline).
+_POLICY_KWARGS = (
+    "net_arch",
+    "activation_fn",
+    "ortho_init",
+    "log_std_init",
+    "full_std",
+    "use_expln",
+    "squash_output",
+    "features_extractor_class",
+    "features_extractor_kwargs",
+    "share_features_extractor",
+    "normalize_images",
+    "optimizer_class",
+    "optimizer_kwargs",
+)
+
+_NORMALIZE_KWARGS = ("norm_obs", "norm_reward", "norm_obs_keys", "clip_obs", "clip_reward", "gamma", "epsilon", "training")
+
+_POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+
+#: Module prefixes from which ``env_wrapper``, ``vec_env_wrapper``, ``callback``, ``policy`` and
+#: ``rollout_buffer_class`` may import a class. Extend with the ``SB3_REINFORCE_TRUSTED_MODULES`` environment
+#: variable (comma-separated prefixes, e.g. ``my_envs.,my_lab.wrappers.``).
+TRUSTED_MODULE_PREFIXES: tuple[str, ...] = (
+    "sb3_reinforce.",
+    "stable_baselines3.",
+    "sb3_contrib.",
+    "rl_zoo3.",
+    "gymnasium.",
+    "ale_py.",
+    "minigrid.",
+)
+
+_LIN_SCHEDULE = re.compile(r"^lin_(?P<value>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$")
+_DOTTED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+class HyperparamsError(ValueError):
+    """
+    A hyperparameter file or entry that cannot be loaded or does not validate.
+
+    :param message: the full, human-readable message
+    :param problems: ``(key, description)`` for each problem found (empty when not specific to a key)
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# YAML
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ZooSafeLoader(yaml.SafeLoader):
+    """
+    ``yaml.SafeLoader`` that also reads the one Python tag stock rl_zoo3 writes in ``config.yml``
+    (``!!python/object/apply:collections.OrderedDict``), as a plain dict. Any other ``!!python/...`` tag is
+    rejected, as by ``yaml.safe_load``.
+    """
+
+
+def _construct_ordered_dict(loader: ZooSafeLoader, node: yaml.Node) -> dict[Any, Any]:
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) != 1:
+        raise yaml.constructor.ConstructorError(None, None, "unexpected OrderedDict layout", node.start_mark)
+    pairs = loader.construct_sequence(node.value[0], deep=True)
+    result: dict[Any, Any] = {}
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise yaml.constructor.ConstructorError(None, None, "OrderedDict items must be [key, value]", node.start_mark)
+        result[pair[0]] = pair[1]
+    return result
+
+
+ZooSafeLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _construct_ordered_dict)
+
+
+def load_yaml(path: str | os.PathLike[str]) -> Any:
+    """
+    Read a YAML file without executing anything: ``!!python/object``, ``!!python/name`` etc. are refused.
+
+    :param path: the YAML file
+    :return: its content (plain dicts, lists, strings, numbers, booleans, None)
+    """
+    try:
+        with open(path) as file:
+            return yaml.load(file, Loader=ZooSafeLoader)
+    except yaml.YAMLError as error:
+        raise HyperparamsError(f"Cannot load {path} safely (only plain YAML is accepted, no Python tags): {error}") from error
+
+
+def to_yaml_data(value: Any) -> Any:
+    """
+    Turn a value into something ``yaml.safe_dump`` writes and :func:`load_yaml` reads back: containers become
+    plain dicts/lists; a container holding objects (e.g. ``policy_kwargs`` with ``nn.ReLU``) becomes its literal
+    string (``"dict(activation_fn=nn.ReLU)"``), which the zoo parses safely again.
+
+    :param value: the value to convert
+    :return: YAML-safe data
+    """
+    if _is_plain_data(value):
+        return _plain_copy(value)
+    try:
+        return format_python_literal(value)
+    except HyperparamsError:
+        return repr(value)
+
+
+def _is_plain_data(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain_data(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(key, (str, int)) and _is_plain_data(item) for key, item in value.items())
+    return False
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_copy(item) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Literal parser with a fixed table of names
+# ---------------------------------------------------------------------------------------------------------------------
+
+_SAFE_NAMES: dict[str, Any] | None = None
+_CANONICAL_NAMES: dict[int, str] | None = None
+
+
+def _safe_names() -> dict[str, Any]:
+    """Names allowed in literal strings, mapped to their objects (first spelling of an object is its canonical one)."""
+    global _SAFE_NAMES, _CANONICAL_NAMES
+    if _SAFE_NAMES is None:
+        import torch as th
+        from stable_baselines3 import HerReplayBuffer
+        from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
+        from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
+
+        names: dict[str, Any] = {}
+        for activation in ("ReLU", "Tanh", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Softplus", "SELU", "Mish"):
+            for prefix in ("nn.", "th.nn.", "torch.nn."):
+                names[prefix + activation] = getattr(th.nn, activation)
+        for optimizer in ("Adam", "AdamW", "RMSprop", "SGD", "Adagrad", "Adamax", "NAdam", "RAdam"):
+            for prefix in ("th.optim.", "torch.optim.", "optim."):
+                names[prefix + optimizer] = getattr(th.optim, optimizer)
+        extras = {
+            "RMSpropTFLike": RMSpropTFLike,
+            "HerReplayBuffer": HerReplayBuffer,
+            "NatureCNN": NatureCNN,
+            "FlattenExtractor": FlattenExtractor,
+            "CombinedExtractor": CombinedExtractor,
+        }
+        for name, obj in extras.items():
+            names[name] = obj
+            names[f"{obj.__module__}.{obj.__qualname__}"] = obj
+        _SAFE_NAMES = names
+        _CANONICAL_NAMES = {}
+        for name, obj in names.items():
+            _CANONICAL_NAMES.setdefault(id(obj), name)
+    return _SAFE_NAMES
+
+
+def _canonical_name(obj: Any) -> str | None:
+    _safe_names()
+    assert _CANONICAL_NAMES is not None
+    return _CANONICAL_NAMES.get(id(obj))
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def _allowed_names_hint() -> str:
+    names = sorted(name for name in _safe_names() if name.startswith(("nn.", "th.optim.")) or "." not in name)
+    return ", ".join(names)
+
+
+def _eval_node(node: ast.expr, text: str) -> Any:
+    if isinstance(node, ast.Constant):
+        if node.value is None or isinstance(node.value, (bool, int, float, str)):
+            return node.value
+        raise HyperparamsError(f"constant {node.value!r} is not allowed in {text!r}")
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _eval_node(node.operand, text)
+        if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+            raise HyperparamsError(f"unary +/- only applies to numbers in {text!r}")
+        return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.List):
+        return [_eval_node(item, text) for item in node.elts]
+    if isinstance(node, ast.Tuple):
+        return tuple(_eval_node(item, text) for item in node.elts)
+    if isinstance(node, ast.Dict):
+        result = {}
+        for key_node, value_node in zip(node.keys, node.values, strict=True):
+            if key_node is None:
+                raise HyperparamsError(f"'**' unpacking is not allowed in {text!r}")
+            key = _eval_node(key_node, text)
+            if not isinstance(key, (str, int)):
+                raise HyperparamsError(f"dict keys must be strings or ints in {text!r}")
+            result[key] = _eval_node(value_node, text)
+        return result
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id == "dict"):
+            raise HyperparamsError(f"only dict(...) may be called in {text!r}, not {ast.unparse(node.func)}(...)")
+        if node.args or any(keyword.arg is None for keyword in node.keywords):
+            raise HyperparamsError(f"dict(...) takes only key=value arguments in {text!r}")
+        return {keyword.arg: _eval_node(keyword.value, text) for keyword in node.keywords}
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        name = _dotted(node)
+        if name is not None and name in _safe_names():
+            return _safe_names()[name]
+        raise HyperparamsError(
+            f"name {ast.unparse(node)!r} is not allowed in {text!r}; allowed names: {_allowed_names_hint()}"
+        )
+    raise HyperparamsError(
+        f"expression {ast.unparse(node)!r} is not allowed in {text!r} (only literals, dict(...) and known names)"
+    )
+
+
+def parse_python_literal(text: str) -> Any:
+    """
+    Safe replacement for rl_zoo3's ``eval`` of hyperparameter strings: accepts numbers, strings, booleans,
+    ``None``, lists, tuples, ``{...}`` dicts, ``dict(key=value, ...)`` and a fixed table of names
+    (``nn.ReLU``, ``nn.Tanh``, ... ``th.optim.Adam``, ``th.optim.RMSprop``, ``th.optim.SGD``, ...,
+    ``RMSpropTFLike``, ``HerReplayBuffer``, ``NatureCNN``). Nothing is executed.
+
+    :param text: e.g. ``"dict(net_arch=[64, 64], activation_fn=nn.ReLU)"``
+    :return: the value
+    """
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as error:
+        raise HyperparamsError(f"cannot parse {text!r}: {error.msg}") from error
+    return _eval_node(tree.body, text)
+
+
+def format_python_literal(value: Any) -> str:
+    """
+    Inverse of :func:`parse_python_literal`: write a value (possibly holding known classes) as a literal string.
+
+    :param value: e.g. ``{"net_arch": [64], "activation_fn": th.nn.ReLU}``
+    :return: e.g. ``"dict(net_arch=[64], activation_fn=nn.ReLU)"``
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return repr(value)
+    if isinstance(value, numbers.Integral):
+        return repr(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(format_python_literal(item) for item in value) + "]"
+    if isinstance(value, tuple):
+        items = [format_python_literal(item) for item in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if isinstance(value, Mapping):
+        if all(isinstance(key, str) and key.isidentifier() for key in value):
+            return "dict(" + ", ".join(f"{key}={format_python_literal(item)}" for key, item in value.items()) + ")"
+        return "{" + ", ".join(f"{key!r}: {format_python_literal(item)}" for key, item in value.items()) + "}"
+    name = _canonical_name(value)
+    if name is not None:
+        return name
+    raise HyperparamsError(f"{value!r} cannot be written as a safe literal (unknown object)")
+
+
+def check_trusted_name(name: str) -> None:
+    """
+    Check that a dotted import path (``env_wrapper``, ``callback``, ...) comes from a trusted package.
+
+    :param name: e.g. ``"stable_baselines3.common.atari_wrappers.AtariWrapper"``
+    """
+    if not isinstance(name, str) or not _DOTTED_NAME.match(name):
+        raise HyperparamsError(f"{name!r} is not a dotted import path like 'package.module.ClassName'")
+    extra = tuple(
+        prefix.strip() for prefix in os.environ.get("SB3_REINFORCE_TRUSTED_MODULES", "").split(",") if prefix.strip()
+    )
+    prefixes = TRUSTED_MODULE_PREFIXES + extra
+    if not name.startswith(prefixes):
+        raise HyperparamsError(
+            f"{name!r} is not from a trusted package (allowed prefixes: {', '.join(prefixes)}; "
+            "add more with the SB3_REINFORCE_TRUSTED_MODULES environment variable)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files and entries
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def default_hyperparams_path(algo: str) -> Path:
+    """
+    The hyperparameter file used when ``--conf-file`` is not given.
+
+    :param algo: ``"reinforce"`` (this package's ``hyperparams/reinforce.yml``) or an rl_zoo3 algorithm
+        (rl_zoo3's own ``hyperparams/<algo>.yml``)
+    :return: the path
+    """
+    if algo == "reinforce":
+        return Path(__file__).resolve().parent / "hyperparams" / "reinforce.yml"
+    import rl_zoo3
+
+    package = Path(rl_zoo3.__file__).resolve().parent
+    folder = package if (package / "hyperparams").is_dir() else package.parent
+    return folder / "hyperparams" / f"{algo}.yml"
+
+
+def load_hyperparams_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """
+    Read a whole hyperparameter file safely (``.yml``/``.yaml`` only: Python configs are refused).
+
+    :param path: the file
+    :return: ``{entry name (env id, "atari", "default"): hyperparameters}``
+    """
+    if not str(path).endswith((".yml", ".yaml")):
+        raise HyperparamsError(
+            f"Hyperparameter file {path} must be a .yml/.yaml file: Python files and modules are not loaded "
+            "because they would execute arbitrary code"
+        )
+    content = load_yaml(path)
+    if not isinstance(content, dict) or not all(isinstance(value, dict) for value in content.values()):
+        raise HyperparamsError(f"{path} must map entry names (env ids) to dicts of hyperparameters")
+    return content
+
+
+def select_env_entry(hyperparams_dict: Mapping[str, Any], env_id: str, is_atari: bool = False) -> tuple[str, dict[str, Any]]:
+    """
+    The entry for an environment, with rl_zoo3's fallbacks (``atari`` for Atari games, then ``default``).
+
+    :param hyperparams_dict: content of a hyperparameter file
+    :param env_id: environment id
+    :param is_atari: whether the env is an Atari game
+    :return: ``(entry name, deep copy of the entry)``
+    """
+    if env_id in hyperparams_dict:
+        name = env_id
+    elif is_atari and "atari" in hyperparams_dict:
+        name = "atari"
+    elif "default" in hyperparams_dict:
+        name = "default"
+    else:
+        raise HyperparamsError(f"No hyperparameters for {env_id!r}; entries are: {', '.join(map(str, hyperparams_dict))}")
+    return name, copy.deepcopy(dict(hyperparams_dict[name]))
+
+
+def _is_atari(env_id: str) -> bool:
+    try:
+        import gymnasium as gym
+        import rl_zoo3.import_envs  # noqa: F401  (registers ALE envs)
+
+        return "AtariEnv" in str(gym.envs.registry[env_id].entry_point)
+    except Exception:
+        return False
+
+
+def load_hyperparams(
+    algo: str, env_id: str, path: str | os.PathLike[str] | None = None, validate: bool = True
+) -> dict[str, Any]:
+    """
+    Load (safely) and, for ``algo="reinforce"``, validate the hyperparameters of one environment.
+
+    :param algo: ``"reinforce"`` or an rl_zoo3 algorithm name (``"ppo"``, ``"a2c"``, ...)
+    :param env_id: environment id (falls back to the ``atari``/``default`` entries like rl_zoo3)
+    :param path: hyperparameter file; default: :func:`default_hyperparams_path`
+    :param validate: validate a REINFORCE entry (:func:`validate_reinforce_hyperparams`)
+    :return: the raw entry (strings such as ``"lin_1e-3"`` or ``"dict(...)"`` are kept; see
+        :func:`build_model_kwargs` for objects)
+    """
+    path = default_hyperparams_path(algo) if path is None else Path(path)
+    name, entry = select_env_entry(load_hyperparams_file(path), env_id, is_atari=_is_atari(env_id))
+    if validate and algo == "reinforce":
+        validate_reinforce_hyperparams(entry, where=f"{path} [{name}]")
+    return entry
+
+
+def validate_hyperparams_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """
+    Validate every entry of a REINFORCE hyperparameter file; all problems are reported at once.
+
+    :param path: the file
+    :return: its content
+    """
+    content = load_hyperparams_file(path)
+    messages, problems = [], []
+    for name, entry in content.items():
+        try:
+            validate_reinforce_hyperparams(entry, where=f"{path} [{name}]")
+        except HyperparamsError as error:
+            messages.append(str(error))
+            problems.extend((f"{name}.{key}", text) for key, text in error.problems)
+    if messages:
+        raise HyperparamsError("\n".join(messages), problems)
+    return content
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _number(value: Any, low: float, high: float, low_open: bool = False, integer: bool = False) -> str | None:
+    """None when ``value`` is a number in range, else a description of what is allowed."""
+    kind = "an integer" if integer else "a number"
+    low_bracket = "(" if low_open else "["
+    high_bracket = "]" if math.isfinite(high) else ")"
+    interval = f"{low_bracket}{low:g}, {high:g}{high_bracket}" if math.isfinite(high) else f"{low_bracket}{low:g}, inf)"
+    expected = f"expected {kind} in {interval}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return expected
+    if integer and not isinstance(value, numbers.Integral):
+        return expected
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+        return expected
+    return None
+
+
+def _dotted_or_list(value: Any) -> str | None:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, dict):
+            if len(item) != 1:
+                return "expected 'package.Class' or {'package.Class': {kwargs}} (check the indentation)"
+            (item, kwargs), *_ = item.items()
+            if not isinstance(kwargs, dict):
+                return f"the keyword arguments of {item!r} must be a dict"
+        try:
+            check_trusted_name(item)
+        except HyperparamsError as error:
+            return str(error)
+    return None
+
+
+def _literal_value(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str):
+        try:
+            return parse_python_literal(value), None
+        except HyperparamsError as error:
+            return None, str(error)
+    return value, None
+
+
+def _check_policy_kwargs(value: Any) -> list[str]:
+    import torch as th
+
+    kwargs, error = _literal_value(value)
+    if error:
+        return [error]
+    if not isinstance(kwargs, dict):
+        return ["expected a dict or a 'dict(...)' string"]
+    problems = []
+    for key, item in kwargs.items():
+        if key not in _POLICY_KWARGS:
+            problems.append(
+                f"unknown policy_kwargs key {key!r}{_did_you_mean(key, _POLICY_KWARGS)}; allowed: {', '.join(_POLICY_KWARGS)}"
+            )
+        elif key == "net_arch":
+            ok_list = isinstance(item, list) and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in item)
+            ok_dict = (
+                isinstance(item, dict)
+                and set(item) <= {"pi", "vf"}
+                and all(
+                    isinstance(v, list) and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v)
+                    for v in item.values()
+                )
+            )
+            if not (ok_list or ok_dict):
+                problems.append(f"net_arch={item!r}: expected a list of positive ints or dict(pi=[...], vf=[...])")
+        elif key == "activation_fn" and not (isinstance(item, type) and issubclass(item, th.nn.Module)):
+            problems.append(f"activation_fn={item!r}: expected a torch.nn activation class such as nn.ReLU or nn.Tanh")
+        elif key == "optimizer_class" and not (isinstance(item, type) and issubclass(item, th.optim.Optimizer)):
+            problems.append(f"optimizer_class={item!r}: expected an optimizer class such as th.optim.Adam or th.optim.RMSprop")
+        elif key in ("optimizer_kwargs", "features_extractor_kwargs") and not isinstance(item, dict):
+            problems.append(f"{key}={item!r}: expected a dict")
+        elif key in ("ortho_init", "full_std", "use_expln", "squash_output", "share_features_extractor", "normalize_images"):
+            if not isinstance(item, bool):
+                problems.append(f"{key}={item!r}: expected true or false")
+        elif key == "log_std_init" and _number(item, -math.inf, math.inf) is not None:
+            problems.append(f"log_std_init={item!r}: expected a number")
+    return problems
+
+
+def _check_normalize(value: Any) -> str | None:
+    kwargs, error = _literal_value(value)
+    if error:
+        return error
+    if isinstance(kwargs, bool):
+        return None
+    if not isinstance(kwargs, dict):
+        return "expected true/false or a dict of VecNormalize arguments"
+    unknown = [key for key in kwargs if key not in _NORMALIZE_KWARGS]
+    if unknown:
+        return f"unknown VecNormalize argument(s) {unknown}; allowed: {', '.join(_NORMALIZE_KWARGS)}"
+    return None
+
+
+def _did_you_mean(key: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_value(key: str, value: Any, entry: Mapping[str, Any]) -> str | list[str] | None:  # noqa: C901
+    from sb3_reinforce.common.returns import BASELINES, RETURN_MODES
+
+    if key == "n_timesteps":
+        return _number(value, 1, math.inf)
+    if key == "policy":
+        if value in _POLICIES:
+            return None
+        if isinstance(value, str) and "." in value:
+            return _dotted_or_list(value)
+        return f"expected one of {', '.join(_POLICIES)} (or a trusted dotted class path)"
+    if key in ("n_envs", "frame_stack", "n_steps", "stats_window_size"):
+        return _number(value, 1, math.inf, integer=True)
+    if key == "n_episodes":
+        return None if value is None else _number(value, 1, math.inf, integer=True)
+    if key == "normalize":
+        return _check_normalize(value)
+    if key in ("env_wrapper", "vec_env_wrapper", "callback"):
+        return None if value is None else _dotted_or_list(value)
+    if key == "rollout_buffer_class":
+        return None if value is None else _dotted_or_list(value)
+    if key in ("env_kwargs", "rollout_buffer_kwargs", "monitor_kwargs"):
+        parsed, error = _literal_value(value)
+        return error or (None if parsed is None or isinstance(parsed, dict) else "expected a dict")
+    if key == "policy_kwargs":
+        return _check_policy_kwargs(value)
+    if key == "learning_rate":
+        if isinstance(value, str):
+            match = _LIN_SCHEDULE.match(value)
+            if match and float(match.group("value")) > 0:
+                return None
+            return "expected a positive number or a linear schedule 'lin_<initial value>' such as 'lin_1e-3'"
+        return _number(value, 0, math.inf, low_open=True)
+    if key in ("gamma", "gae_lambda"):
+        problem = _number(value, 0, 1)
+        baseline = entry.get("baseline")
+        if problem is None and key == "gae_lambda" and value != 1 and baseline in BASELINES and baseline != "value":
+            return "gae_lambda < 1 needs baseline: value (GAE uses the learned V(s)); leave it at 1.0 otherwise"
+        return problem
+    if key == "return_mode":
+        return None if value in RETURN_MODES else f"expected one of {', '.join(map(repr, RETURN_MODES))}"
+    if key == "baseline":
+        allowed = ", ".join("null" if item is None else repr(item) for item in BASELINES)
+        return None if value in BASELINES and not isinstance(value, bool) else f"expected one of {allowed}"
+    if key in ("normalize_advantage", "reset_on_reward"):
+        return None if isinstance(value, bool) else "expected true or false"
+    if key == "ent_coef":
+        finite = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        return None if finite else "expected a finite number"
+    if key == "vf_coef":
+        return _number(value, 0, math.inf)
+    if key == "max_grad_norm":
+        return None if value is None else _number(value, 0, math.inf, low_open=True)
+    return None
+
+
+def validate_reinforce_hyperparams(hyperparams: Mapping[str, Any], where: str = "the given entry") -> None:
+    """
+    Check a REINFORCE rl-zoo entry: unknown keys and bad values are reported all at once, each with the entry,
+    the key, the value and what is allowed.
+
+    :param hyperparams: one entry of a hyperparameter file (raw: ``"lin_1e-3"``, ``"dict(...)"`` strings allowed)
+    :param where: names the entry in the message (e.g. ``"reinforce.yml [CartPole-v1]"``)
+    """
+    if not isinstance(hyperparams, Mapping):
+        raise HyperparamsError(f"{where}: expected a mapping of hyperparameters, got {hyperparams!r}")
+    allowed = ZOO_KEYS + REINFORCE_KEYS
+    problems: list[tuple[str, str]] = []
+    for key, value in hyperparams.items():
+        if key in _COMMAND_LINE_KEYS:
+            problems.append((key, f"{key} is set by the zoo command line ({_COMMAND_LINE_KEYS[key]}), not in the file"))
+            continue
+        if key not in allowed:
+            problems.append(
+                (key, f"unknown key {key!r}{_did_you_mean(str(key), allowed)}; allowed keys: {', '.join(allowed)}")
+            )
+            continue
+        result = _check_value(key, value, hyperparams)
+        for text in [result] if isinstance(result, str) else result or []:
+            problems.append((key, f"{key}: {value!r} is not allowed: {text}"))
+    for key in ("n_timesteps", "policy"):
+        if key not in hyperparams:
+            problems.append((key, f"{key} is required"))
+    if problems:
+        lines = "\n".join(f"  - {text}" for _, text in problems)
+        raise HyperparamsError(f"Invalid REINFORCE hyperparameters in {where}:\n{lines}", problems)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Objects
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def build_model_kwargs(hyperparams: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """
+    Split a raw entry into algorithm keyword arguments (with objects: schedules, policy_kwargs classes) and the
+    zoo settings (``n_timesteps``, ``n_envs``, ``normalize``, ``frame_stack``, ``env_wrapper``, ...), the way the
+    rl-zoo does, but without ``eval``. Useful to build a model outside the zoo::
+
+        kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", "CartPole-v1"))
+        env = make_vec_env("CartPole-v1", n_envs=zoo["n_envs"], wrapper_class=zoo["env_wrapper"])
+        model = REINFORCE(env=env, **kwargs)
+
+    :param hyperparams: a raw entry (e.g. from :func:`load_hyperparams`)
+    :return: ``(algorithm kwargs including "policy", zoo settings)``; ``zoo["env_wrapper"]`` is a callable or None,
+        ``zoo["normalize"]`` a dict of VecNormalize arguments or None
+    """
+    from rl_zoo3.utils import SimpleLinearSchedule, get_wrapper_class
+    from stable_baselines3.common.utils import ConstantSchedule
+
+    kwargs = dict(copy.deepcopy(dict(hyperparams)))
+    zoo: dict[str, Any] = {
+        "n_timesteps": int(kwargs.pop("n_timesteps", 0)),
+        "n_envs": int(kwargs.pop("n_envs", 1)),
+        "frame_stack": kwargs.pop("frame_stack", None),
+        "env_kwargs": _literal_value(kwargs.pop("env_kwargs", {}))[0] or {},
+        "monitor_kwargs": _literal_value(kwargs.pop("monitor_kwargs", {}))[0] or {},
+        "callback": kwargs.pop("callback", None),
+    }
+    normalize, _ = _literal_value(kwargs.pop("normalize", False))
+    if normalize is True:
+        normalize = {}
+    if isinstance(normalize, dict) and "gamma" in kwargs:
+        normalize = {**normalize, "gamma": kwargs["gamma"]}
+    zoo["normalize"] = normalize if isinstance(normalize, dict) else None
+    for key in ("env_wrapper", "vec_env_wrapper"):
+        value = kwargs.pop(key, None)
+        if value is not None:
+            _raise_if(_dotted_or_list(value), key)
+        zoo[key] = get_wrapper_class({key: value}, key) if value is not None else None
+    for key in ("policy_kwargs", "rollout_buffer_kwargs"):
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = parse_python_literal(kwargs[key])
+    # Schedules, as rl_zoo3's ExpManager converts them (PPO's clip_range too)
+    for key in ("learning_rate", "clip_range", "clip_range_vf", "delta_std"):
+        if key not in kwargs or kwargs[key] is None:
+            continue
+        value = kwargs[key]
+        if isinstance(value, str):
+            match = _LIN_SCHEDULE.match(value)
+            _raise_if(None if match else f"{key} {value!r}: expected 'lin_<value>'", key)
+            assert match is not None
+            kwargs[key] = SimpleLinearSchedule(float(match.group("value")))
+        elif key == "learning_rate":
+            kwargs[key] = ConstantSchedule(float(value))
+    policy = kwargs.get("policy")
+    if isinstance(policy, str) and "." in policy:
+        from rl_zoo3.utils import get_class_by_name
+
+        check_trusted_name(policy)
+        kwargs["policy"] = get_class_by_name(policy)
+    if isinstance(kwargs.get("rollout_buffer_class"), str):
+        from rl_zoo3.utils import get_class_by_name
+
+        check_trusted_name(kwargs["rollout_buffer_class"])
+        kwargs["rollout_buffer_class"] = get_class_by_name(kwargs["rollout_buffer_class"])
+    return kwargs, zoo
+
+
+def _raise_if(problem: str | None, key: str) -> None:
+    if problem:
+        raise HyperparamsError(f"{key}: {problem}", [(key, problem)])
