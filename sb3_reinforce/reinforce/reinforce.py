@@ -1,11 +1,15 @@
 """REINFORCE (Monte-Carlo policy gradient) as a Stable-Baselines3 on-policy algorithm."""
 
+import io
 import numbers
+import pathlib
+from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
@@ -15,6 +19,14 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.common.buffers import EpisodeBatch, EpisodeRolloutBuffer
 from sb3_reinforce.common.returns import BASELINES, RETURN_MODES, per_decision_is_weights, policy_gradient_weights
+from sb3_reinforce.common.safety import (
+    atomic_write,
+    check_finite_env_output,
+    check_finite_gradients,
+    check_model_file,
+    check_spaces,
+    model_path,
+)
 from sb3_reinforce.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, REINFORCEPolicy
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
@@ -30,7 +42,8 @@ def _check_number(name: str, value: Any, low: float, high: float, low_open: bool
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r} ({type(value).__name__})")
     if not np.isfinite(value) or value < low or value > high or (low_open and value == low):
         bracket = "(" if low_open else "["
-        raise ValueError(f"{name}={value!r} is out of range: allowed {bracket}{low}, {high}]")
+        upper = "inf)" if high == float("inf") else f"{high}]"
+        raise ValueError(f"{name}={value!r} is out of range: allowed {bracket}{low}, {upper} (finite)")
 
 
 class REINFORCE(OnPolicyAlgorithm):
@@ -41,6 +54,11 @@ class REINFORCE(OnPolicyAlgorithm):
     by ``return_mode`` and ``baseline`` (see ``sb3_reinforce.common.returns``). Steps of episodes still running
     when an update happens are kept and used once their episode ends, weighted by per-decision importance
     ratios for having been collected by an older policy.
+
+    Reliability: every constructor argument and the env's spaces are validated before any env step; a NaN or
+    inf reward/observation raises a ``ValueError`` naming the env and step before it reaches the buffer, and a
+    non-finite loss or gradient raises a ``FloatingPointError`` without touching the weights. ``save`` is atomic
+    (see :meth:`save` for what a checkpoint holds and what a resume redoes).
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
@@ -111,6 +129,12 @@ class REINFORCE(OnPolicyAlgorithm):
         _init_setup_model: bool = True,
     ):
         self._validate_arguments(
+            policy=policy,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            tensorboard_log=tensorboard_log,
             learning_rate=learning_rate,
             n_steps=n_steps,
             n_episodes=n_episodes,
@@ -127,6 +151,11 @@ class REINFORCE(OnPolicyAlgorithm):
             rollout_buffer_kwargs=rollout_buffer_kwargs,
             stats_window_size=stats_window_size,
         )
+        if env is not None:
+            # Make the env (no reset, no step) and check its spaces before SB3 wraps it: unsupported spaces
+            # would otherwise fail deep inside DummyVecEnv or the policy with an unclear message
+            env = maybe_make_env(env, verbose)
+            check_spaces(getattr(env, "observation_space", None), getattr(env, "action_space", None))
         super().__init__(
             policy,
             env,
@@ -148,7 +177,7 @@ class REINFORCE(OnPolicyAlgorithm):
             device=device,
             seed=seed,
             _init_setup_model=False,
-            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+            supported_action_spaces=None,  # checked by check_spaces, with a clearer error
         )
         self.n_episodes = n_episodes
         self.return_mode = return_mode
@@ -158,9 +187,28 @@ class REINFORCE(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    @staticmethod
-    def _validate_arguments(**kwargs: Any) -> None:
-        """Reject bad hyperparameters before any env is built or stepped."""
+    @classmethod
+    def _validate_arguments(cls, **kwargs: Any) -> None:
+        """Reject bad constructor arguments before any env is built or stepped (TypeError/ValueError naming them)."""
+        policy = kwargs["policy"]
+        if isinstance(policy, str):
+            if policy not in cls.policy_aliases:
+                raise ValueError(
+                    f"policy={policy!r} is not allowed: use one of {sorted(cls.policy_aliases)} or a REINFORCEPolicy subclass"
+                )
+        elif not (isinstance(policy, type) and issubclass(policy, REINFORCEPolicy)):
+            raise TypeError(
+                f"policy={policy!r} is not allowed: use one of {sorted(cls.policy_aliases)} or a REINFORCEPolicy subclass"
+            )
+        if kwargs["policy_kwargs"] is not None and not isinstance(kwargs["policy_kwargs"], dict):
+            raise TypeError(f"policy_kwargs must be a dict or None, got {kwargs['policy_kwargs']!r}")
+        _check_number("verbose", kwargs["verbose"], 0, 2, integer=True)
+        if kwargs["seed"] is not None:
+            _check_number("seed", kwargs["seed"], 0, 2**32 - 1, integer=True)
+        if not isinstance(kwargs["device"], (str, th.device)):
+            raise TypeError(f"device must be a str (e.g. 'cpu', 'cuda', 'auto') or a torch.device, got {kwargs['device']!r}")
+        if kwargs["tensorboard_log"] is not None and not isinstance(kwargs["tensorboard_log"], (str, pathlib.Path)):
+            raise TypeError(f"tensorboard_log must be a str path or None, got {kwargs['tensorboard_log']!r}")
         learning_rate = kwargs["learning_rate"]
         if not callable(learning_rate):
             _check_number("learning_rate", learning_rate, 0.0, float("inf"), low_open=True)
@@ -271,6 +319,8 @@ class REINFORCE(OnPolicyAlgorithm):
         n_steps = 0
         callback.on_rollout_start()
         bootstrap_timeouts = self.baseline == "value"
+        # NaN/inf from the env must never reach the buffer (and so the weights): checked at every step
+        check_finite_env_output("observation", self._last_obs, f"at reset (num_timesteps={self.num_timesteps})")  # type: ignore[arg-type]
 
         while True:
             if self.n_episodes is not None:
@@ -290,6 +340,9 @@ class REINFORCE(OnPolicyAlgorithm):
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
             self.num_timesteps += env.num_envs
+            where = f"at step {self.num_timesteps // env.num_envs} (num_timesteps={self.num_timesteps})"
+            check_finite_env_output("reward", rewards, where)
+            check_finite_env_output("observation", new_obs, where)  # type: ignore[arg-type]
 
             callback.update_locals(locals())
             if not callback.on_step():
@@ -309,6 +362,11 @@ class REINFORCE(OnPolicyAlgorithm):
                         terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                         with th.no_grad():
                             terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+                        if not np.isfinite(terminal_value.item()):
+                            raise ValueError(
+                                f"env {idx}: non-finite value {terminal_value.item()} of the terminal observation {where} "
+                                "(NaN in the terminal observation, or in the value network)"
+                            )
                         rewards[idx] += self.gamma * terminal_value.item()
 
             rollout_buffer.add(
@@ -439,6 +497,13 @@ class REINFORCE(OnPolicyAlgorithm):
         self._update_learning_rate(self.policy.optimizer)
         self.policy.optimizer.zero_grad()
         stats = self.compute_policy_gradient(batch)
+        try:
+            # A non-finite loss or gradient must never reach the weights (nor the optimizer's moments)
+            losses = {key: stats[key] for key in ("policy_loss", "entropy_loss", "value_loss") if key in stats}
+            check_finite_gradients(self.policy.named_parameters(), losses)
+        except FloatingPointError:
+            self.policy.optimizer.zero_grad()
+            raise
         if self.max_grad_norm is not None:
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         self.policy.optimizer.step()
@@ -449,6 +514,76 @@ class REINFORCE(OnPolicyAlgorithm):
             self.logger.record(f"train/{key}", value)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """
+        Save the model in a zip-file, atomically: written to a temporary file of the same directory, fsynced,
+        then renamed over ``path`` (``.zip`` is appended to a path without suffix, like SB3 does). A crash during
+        the save leaves the previous file at ``path`` intact, never a half-written one. ``CheckpointCallback``
+        calls this method, so its checkpoints are atomic too.
+
+        The file holds what SB3 saves: the policy weights, the optimizer state, ``num_timesteps``, ``_n_updates``
+        and the hyperparameters. It does not hold the envs nor the steps of episodes in progress: after ``load``
+        with an env, ``learn(..., reset_num_timesteps=False)`` resets the envs and continues counting from the
+        saved ``num_timesteps``; the episodes that were running at save time are lost (at most one per env).
+
+        :param path: path to the file where the rl agent should be saved (or a file-like, written directly)
+        :param exclude: name of parameters that should be excluded in addition to the default ones
+        :param include: name of parameters that might be excluded but should be included anyway
+        """
+        if not isinstance(path, (str, pathlib.Path)):
+            super().save(path, exclude=exclude, include=include)
+            return
+        with atomic_write(model_path(path)) as file:
+            super().save(file, exclude=exclude, include=include)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfREINFORCE],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfREINFORCE:
+        """
+        Load a REINFORCE model saved with ``save`` (see ``BaseAlgorithm.load``). Anything else (a file that is not
+        a model archive, a corrupt one, another algorithm's model, a model whose spaces differ from ``env``'s)
+        raises a ``ValueError`` naming the path and the reason; a missing file raises ``FileNotFoundError``.
+
+        :param path: path to the file (or a file-like) where to load the agent from
+        :param env: the new environment to run the loaded model on (its spaces must be the saved ones; a str is
+            made with ``gymnasium.make``)
+        :param device: Device on which the code should run.
+        :param custom_objects: Dictionary of objects to replace upon loading
+        :param print_system_info: Whether to print system info from the saved model
+        :param force_reset: Force call to ``reset()`` before training
+        :param kwargs: extra arguments to change the model when loading
+        :return: new model instance with loaded parameters
+        """
+        if isinstance(path, (str, pathlib.Path)):
+            path = check_model_file(path)
+        if isinstance(env, str):
+            env = maybe_make_env(env, 0)
+        try:
+            return super().load(  # type: ignore[return-value]
+                path,
+                env=env,
+                device=device,
+                custom_objects=custom_objects,
+                print_system_info=print_system_info,
+                force_reset=force_reset,
+                **kwargs,
+            )
+        except (ValueError, TypeError, KeyError, AssertionError, RuntimeError, EOFError, AttributeError) as error:
+            raise ValueError(f"Cannot load a {cls.__name__} model from {str(path)!r}: {error}") from error
 
     def learn(
         self: SelfREINFORCE,
