@@ -6,8 +6,10 @@ cd "$ROOT"
 # shellcheck disable=SC1091
 source scripts/setup_env.sh
 # PostgreSQL on loopback for the distributed Optuna test (Debian package; needs root, skipped otherwise)
-if [ "$(id -u)" = "0" ] && [ -f scripts/start_postgres.sh ]; then
-    bash scripts/start_postgres.sh || echo "PostgreSQL could not be started: its test will be skipped"
+if [ -f scripts/start_postgres.sh ] && { [ "$(id -u)" = "0" ] || sudo -n true 2>/dev/null; }; then
+    SB3_REINFORCE_POSTGRES_URL="$(bash scripts/start_postgres.sh | tail -n 1)" && export SB3_REINFORCE_POSTGRES_URL \
+        || echo "PostgreSQL could not be started: its test will be skipped (and fails under CI=true)"
 fi
+python -m sb3_reinforce.zoo validate zoo_hyperparams/reinforce.yml
 ruff check sb3_reinforce tests examples benchmarks
 python -m pytest "$@"

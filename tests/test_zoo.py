@@ -107,7 +107,7 @@ def test_optimize_with_the_default_sqlite_storage_then_export(tmp_path, capsys):
     best = study.best_trial
     assert entry["learning_rate"] == pytest.approx(best.params["learning_rate"])
     assert entry["n_envs"] == 2  # the base entry the study ran with (-params included)
-    assert entry["n_timesteps"] == 1e5  # the file's budget, not the tuning budget
+    assert entry["n_timesteps"] == load_hyperparams("reinforce", "CartPole-v1")["n_timesteps"]  # not the tuning budget
 
     # The exported file trains through the zoo
     capsys.readouterr()
