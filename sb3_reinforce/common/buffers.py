@@ -6,14 +6,14 @@ running stay in the buffer and are used by a later update, importance-weighted f
 by an older policy (each step keeps the log-probability it was sampled with and the policy version).
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 
-ObsArray = np.ndarray | dict[str, np.ndarray]
+ObsArray = Any  # np.ndarray, dict[str, np.ndarray] or PackedTernaryObservations
 
 
 class EpisodeBatch(NamedTuple):
@@ -149,6 +149,14 @@ class EpisodeRolloutBuffer(BaseBuffer):
     def n_complete_episodes(self) -> int:
         return sum(len(ends) for ends in self.episode_ends)
 
+    def _encode_observations(self, obs: np.ndarray) -> np.ndarray:
+        """Observations of every env (one step) -> the rows stored (subclasses store them compactly)."""
+        return obs.reshape((self.n_envs, *self.obs_shape))  # type: ignore[misc]
+
+    def _decode_observations(self, stored: np.ndarray) -> ObsArray:
+        """Stored rows of a batch -> what ``EpisodeBatch.observations`` holds (anything indexable by step)."""
+        return stored
+
     # adding -----------------------------------------------------------------------------------------------
 
     def add(  # type: ignore[override]
@@ -187,7 +195,7 @@ class EpisodeRolloutBuffer(BaseBuffer):
             for key, storage in self.observations.items():
                 storage[envs, rows] = np.asarray(obs[key]).reshape((self.n_envs, *storage.shape[2:]))
         else:
-            self.observations[envs, rows] = np.asarray(obs).reshape((self.n_envs, *self.obs_shape))
+            self.observations[envs, rows] = self._encode_observations(np.asarray(obs))
         self.actions[envs, rows] = np.asarray(action).reshape((self.n_envs, self.action_dim))
         self.rewards[envs, rows] = reward
         self.log_probs[envs, rows] = np.asarray(log_prob).reshape(self.n_envs)
@@ -231,7 +239,7 @@ class EpisodeRolloutBuffer(BaseBuffer):
         if isinstance(self.observations, dict):
             observations: ObsArray = {key: gather(value) for key, value in self.observations.items()}
         else:
-            observations = gather(self.observations)
+            observations = self._decode_observations(gather(self.observations))
         lengths = []
         for env_idx, cut in enumerate(cutoffs):
             previous = 0
@@ -285,3 +293,111 @@ class EpisodeRolloutBuffer(BaseBuffer):
 
     def _get_samples(self, batch_inds: np.ndarray, env=None):  # pragma: no cover - episodes are taken whole
         raise NotImplementedError("EpisodeRolloutBuffer hands out whole episodes: use pop_episodes()")
+
+
+def pack_ternary(values: np.ndarray) -> np.ndarray:
+    """
+    Pack values in {-1, 0, 1} along the last axis into two bit-planes (``== 1`` then ``== -1``), 2 bits per value.
+
+    :param values: integer array of values in {-1, 0, 1}, shape ``(..., n)``
+    :return: uint8 array of shape ``(..., 2 * ceil(n / 8))``
+    """
+    return np.concatenate([np.packbits(values == 1, axis=-1), np.packbits(values == -1, axis=-1)], axis=-1)
+
+
+def unpack_ternary(packed: np.ndarray, n_values: int) -> np.ndarray:
+    """
+    Inverse of :func:`pack_ternary`.
+
+    :param packed: uint8 array of shape ``(..., 2 * ceil(n_values / 8))``
+    :param n_values: number of values per row
+    :return: int8 array of shape ``(..., n_values)``
+    """
+    half = packed.shape[-1] // 2
+    positive = np.unpackbits(packed[..., :half], axis=-1, count=n_values).view(np.int8)
+    negative = np.unpackbits(packed[..., half:], axis=-1, count=n_values).view(np.int8)
+    return positive - negative
+
+
+class PackedTernaryObservations:
+    """
+    Observations of a batch kept packed (:func:`pack_ternary`); indexing by step (slice, int array) unpacks only
+    the steps asked for, so a training pass unpacks one chunk at a time.
+
+    :param packed: packed rows, shape ``(n_steps, n_bytes)``
+    :param shape: shape of one unpacked observation
+    :param dtype: dtype of the unpacked observations
+    """
+
+    def __init__(self, packed: np.ndarray, shape: tuple[int, ...], dtype: np.dtype):
+        self.packed = packed
+        self.obs_shape = shape
+        self.dtype = np.dtype(dtype)
+        self.n_values = int(np.prod(shape))
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.packed), *self.obs_shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.packed.nbytes
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        rows = self.packed[index]
+        values = unpack_ternary(rows, self.n_values).astype(self.dtype, copy=False)
+        return values.reshape((*rows.shape[:-1], *self.obs_shape))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[:]
+        return values if dtype is None else values.astype(dtype)
+
+
+class TernaryPackedRolloutBuffer(EpisodeRolloutBuffer):
+    """
+    :class:`EpisodeRolloutBuffer` for observations whose values are all in {-1, 0, 1} (Karpathy's Pong
+    difference frames): each observation is stored as two bit-planes, 2 bits per value (6400 values: 1,600 bytes
+    instead of 6,400 as int8 or 25,600 as float32). ``pop_episodes`` returns the observations still packed
+    (:class:`PackedTernaryObservations`); they are unpacked exactly, one training chunk at a time.
+
+    Same parameters as :class:`EpisodeRolloutBuffer`; the observation space must be a ``Box`` with bounds in
+    [-1, 1] and an integer or float dtype. Adding a value outside {-1, 0, 1} raises a ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: str = "auto",
+        n_envs: int = 1,
+        max_episode_steps: int = 100_000,
+    ):
+        if (
+            not isinstance(observation_space, spaces.Box)
+            or observation_space.low.min() < -1
+            or observation_space.high.max() > 1
+        ):
+            raise ValueError(
+                f"TernaryPackedRolloutBuffer needs a Box observation space within [-1, 1], got {observation_space}"
+            )
+        self.n_values = int(np.prod(observation_space.shape))
+        self.n_packed_bytes = 2 * ((self.n_values + 7) // 8)
+        super().__init__(buffer_size, observation_space, action_space, device, n_envs, max_episode_steps)
+
+    def _obs_layout(self) -> dict[str | None, tuple[tuple[int, ...], np.dtype]]:
+        return {None: ((self.n_packed_bytes,), np.dtype(np.uint8))}
+
+    def _encode_observations(self, obs: np.ndarray) -> np.ndarray:
+        obs = obs.reshape((self.n_envs, self.n_values))
+        packed = pack_ternary(obs)
+        # Anything but -1, 0, 1 would be lost: a cheap exact check (packed values are a subset of the inputs)
+        if np.count_nonzero(obs) != np.count_nonzero(np.unpackbits(packed)):
+            raise ValueError("TernaryPackedRolloutBuffer: observation values must be in {-1, 0, 1}")
+        return packed
+
+    def _decode_observations(self, stored: np.ndarray) -> ObsArray:
+        return PackedTernaryObservations(stored, self.obs_shape, self.observation_space.dtype)  # type: ignore[arg-type]

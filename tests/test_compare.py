@@ -1,0 +1,105 @@
+"""The comparison tool: end to end on a tiny budget, resume after a kill, and the --algos syntax."""
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sb3_reinforce.compare import AlgoSpec, AlgoSpecError, parse_algo_spec, run_comparison, run_csv_path, write_report
+
+TINY = dict(timesteps=2000, eval_freq=1000, eval_episodes=2)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_end_to_end(tmp_path):
+    specs = [parse_algo_spec("reinforce:total+mean+norm"), parse_algo_spec("a2c")]
+    results = run_comparison("CartPole-v1", specs, [0, 1], out=tmp_path, n_jobs=2, progress=False, **TINY)
+    for paths in results.values():
+        for path in paths:
+            rows = read_rows(path)
+            assert list(rows[0]) == ["timesteps", "wall_s", "mean_return", "std_return"]
+            steps = [int(row["timesteps"]) for row in rows]
+            assert steps[0] == 0 and steps[-1] >= 2000 and len(steps) >= 3
+            assert float(rows[-1]["wall_s"]) > 0
+    markdown, plots = write_report("CartPole-v1", results, tmp_path)
+    assert "reinforce:total+mean+norm" in markdown and "| a2c | 2 |" in markdown
+    assert (tmp_path / "summary.md").read_text() == markdown
+    assert all(plot.stat().st_size > 1000 for plot in plots)
+
+
+def test_resume_after_kill(tmp_path):
+    command = [sys.executable, "-m", "sb3_reinforce.compare", "--env", "CartPole-v1", "--algos", "reinforce"]
+    command += ["--seeds", "2", "--timesteps", "3000", "--eval-freq", "1000", "--eval-episodes", "2"]
+    command += ["--out", str(tmp_path), "--no-progress"]
+    spec = AlgoSpec("reinforce", "reinforce")
+    first, second = run_csv_path(tmp_path, spec, 0), run_csv_path(tmp_path, spec, 1)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not first.exists():
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # seed 1 is training now
+    finally:
+        process.kill()
+        process.wait()
+    if second.exists():
+        pytest.skip("the second run finished before the kill")
+    # simulate a crash mid-write: a partial temporary CSV is left behind
+    (tmp_path / (second.name + ".tmp999")).write_text("timesteps,wall_s\n1000,")
+    finished_mtime = first.stat().st_mtime_ns
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=120)
+    assert first.stat().st_mtime_ns == finished_mtime, "a finished run was redone"
+    rows = read_rows(second)
+    assert int(rows[0]["timesteps"]) == 0 and int(rows[-1]["timesteps"]) >= 3000
+    assert not list(tmp_path.glob("*.tmp*"))
+    assert (tmp_path / "summary.md").exists()
+
+
+@pytest.mark.parametrize(
+    "token, algo, overrides",
+    [
+        ("reinforce", "reinforce", {}),
+        ("ppo", "ppo", {}),
+        ("A2C", "a2c", {}),
+        ("reinforce:total", "reinforce", {"return_mode": "total"}),
+        ("reinforce:reward_to_go+value", "reinforce", {"return_mode": "reward_to_go", "baseline": "value"}),
+        ("reinforce:total+mean+norm", "reinforce", {"return_mode": "total", "baseline": "mean", "normalize_advantage": True}),
+        ("reinforce+none+nonorm", "reinforce", {"baseline": None, "normalize_advantage": False}),
+        ("reinforce+optimal", "reinforce", {"baseline": "optimal"}),
+    ],
+)
+def test_parse_algo_spec(token, algo, overrides):
+    spec = parse_algo_spec(token)
+    assert (spec.algo, spec.overrides) == (algo, overrides)
+
+
+@pytest.mark.parametrize(
+    "token, message",
+    [
+        ("reinforce:sum", "return mode 'sum'.*total, reward_to_go"),
+        ("reinforce:total+avg", "option 'avg'.*none, mean, optimal, value.*norm / nonorm"),
+        ("reinforce+mean+value", "baseline is given twice"),
+        ("ppo:total", "only reinforce takes"),
+        ("dqnn", "unknown algorithm 'dqnn'"),
+    ],
+)
+def test_parse_algo_spec_errors(token, message):
+    with pytest.raises(AlgoSpecError, match=message):
+        parse_algo_spec(token)
+
+
+def test_cli_reports_bad_token(capsys):
+    from sb3_reinforce.compare import main
+
+    with pytest.raises(SystemExit):
+        main(["--algos", "reinforce:sum", "--out", "unused"])
+    assert "return mode 'sum'" in capsys.readouterr().err

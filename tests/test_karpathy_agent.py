@@ -1,0 +1,178 @@
+"""Karpathy's Pong agent: architecture, initialization, optimizer, packed storage, training, save/load, example."""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+
+from sb3_reinforce import REINFORCE
+from sb3_reinforce.common.buffers import (
+    EpisodeRolloutBuffer,
+    PackedTernaryObservations,
+    TernaryPackedRolloutBuffer,
+    pack_ternary,
+    unpack_ternary,
+)
+from sb3_reinforce.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy, karpathy_pong
+from sb3_reinforce.pong import make_pong_vec_env
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OBS_SPACE = spaces.Box(-1, 1, (6400,), np.int8)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # One thread: much faster for these small passes on a busy CPU (torch's threads wait on each other)
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+def _policy(n_actions: int = 2, single_logit: bool = True) -> KarpathyPolicy:
+    return KarpathyPolicy(OBS_SPACE, spaces.Discrete(n_actions), lambda _: 1e-3, single_logit=single_logit)
+
+
+@pytest.mark.parametrize("n_actions, single_logit, n_out", [(2, True, 1), (2, False, 2), (3, True, 3)])
+def test_architecture(n_actions: int, single_logit: bool, n_out: int) -> None:
+    policy = _policy(n_actions, single_logit)
+    params = dict(policy.named_parameters())
+    assert sum(p.numel() for p in params.values()) == 6400 * 200 + 200 * n_out
+    assert not any("bias" in name for name in params)
+    assert not any(isinstance(m, th.nn.Linear) and m.bias is not None for m in policy.modules())
+    assert policy.value_net is None
+
+
+def test_single_logit_is_sigmoid() -> None:
+    policy = _policy()
+    obs = th.as_tensor(np.random.default_rng(0).integers(-1, 2, (5, 6400)), dtype=th.int8)
+    with th.no_grad():
+        hidden = th.relu(obs.float() @ policy.mlp_extractor.policy_net[0].weight.T)
+        logit = hidden @ policy.action_net.linear.weight.T
+        probs = policy.get_distribution(obs).distribution.probs
+    assert th.allclose(probs[:, 0], th.sigmoid(logit[:, 0]), atol=1e-6)
+
+
+def test_fast_act_matches_distribution() -> None:
+    th.manual_seed(0)
+    policy = _policy()
+    with th.no_grad():
+        policy.action_net.linear.weight.mul_(30)  # spread the probabilities
+        obs = th.as_tensor(np.random.default_rng(0).integers(-1, 2, (4000, 6400)), dtype=th.int8)
+        actions, log_prob = policy.act(obs)
+        distribution = policy.get_distribution(obs)
+        np.testing.assert_allclose(log_prob.numpy(), distribution.log_prob(actions).numpy(), rtol=1e-5, atol=1e-5)
+        p_first = distribution.distribution.probs[:, 0]
+        # Empirical frequency of action 0 matches the mean probability (binomial standard error ~ 0.008)
+        assert abs((actions == 0).float().mean().item() - p_first.mean().item()) < 0.04
+        greedy, _ = policy.act(obs, deterministic=True)
+        assert th.equal(greedy, distribution.get_actions(deterministic=True))
+
+
+def test_init_scale() -> None:
+    policy = _policy()
+    w1 = policy.mlp_extractor.policy_net[0].weight
+    w2 = policy.action_net.linear.weight
+    assert abs(w1.std().item() - 1 / np.sqrt(6400)) < 0.02 / np.sqrt(6400)
+    assert abs(w1.mean().item()) < 0.01 / np.sqrt(6400)
+    assert 0.5 / np.sqrt(200) < w2.std().item() < 1.5 / np.sqrt(200)
+
+
+def test_optimizer_and_hyperparams() -> None:
+    policy = _policy()
+    optimizer = policy.optimizer
+    assert isinstance(optimizer, th.optim.RMSprop)
+    group = optimizer.param_groups[0]
+    assert group["alpha"] == 0.99 and group["eps"] == 1e-5 and group["lr"] == 1e-3
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == 2
+    assert KARPATHY_HYPERPARAMS["gamma"] == 0.99
+    assert KARPATHY_HYPERPARAMS["reset_on_reward"] is True
+    assert KARPATHY_HYPERPARAMS["baseline"] is None
+    assert KARPATHY_HYPERPARAMS["max_grad_norm"] is None
+
+
+def _real_frames(n_steps: int = 300, n_envs: int = 2) -> np.ndarray:
+    env = make_pong_vec_env(n_envs=n_envs, seed=0)
+    frames = [env.reset()]
+    rng = np.random.default_rng(0)
+    for _ in range(n_steps):
+        frames.append(env.step(rng.integers(0, 2, n_envs))[0])
+    env.close()
+    return np.stack(frames)
+
+
+def test_pack_round_trip_real_frames() -> None:
+    frames = _real_frames()
+    assert (frames != 0).any() and (frames == -1).any() and (frames == 1).any()
+    packed = pack_ternary(frames)
+    assert packed.shape == (*frames.shape[:2], 1600) and packed.dtype == np.uint8
+    unpacked = unpack_ternary(packed, 6400)
+    assert unpacked.dtype == np.int8
+    np.testing.assert_array_equal(unpacked, frames)
+    lazy = PackedTernaryObservations(packed.reshape(-1, 1600), (6400,), np.int8)
+    np.testing.assert_array_equal(lazy[3:17], frames.reshape(-1, 6400)[3:17])
+    np.testing.assert_array_equal(lazy[np.array([5, 2])], frames.reshape(-1, 6400)[[5, 2]])
+
+
+def test_packed_buffer_batch_identical() -> None:
+    n_envs = 2
+    frames = _real_frames(200, n_envs)
+    kwargs = dict(observation_space=OBS_SPACE, action_space=spaces.Discrete(2), n_envs=n_envs)
+    plain, packed = EpisodeRolloutBuffer(16, **kwargs), TernaryPackedRolloutBuffer(16, **kwargs)
+    assert packed.bytes_per_step < plain.bytes_per_step
+    assert packed.observations.shape[-1] == 1600
+    rng = np.random.default_rng(1)
+    for t, obs in enumerate(frames):
+        done = np.array([t % 37 == 36, t % 53 == 52])
+        args = (obs, rng.integers(0, 2, (n_envs, 1)), rng.normal(size=n_envs), rng.normal(size=n_envs), done, 0)
+        plain.add(*args)
+        packed.add(*args)
+    batch_plain, batch_packed = plain.pop_episodes(5), packed.pop_episodes(5)
+    assert batch_packed.n_steps == batch_plain.n_steps > 0
+    np.testing.assert_array_equal(batch_packed.observations[:], batch_plain.observations)
+    for name in ("actions", "rewards", "log_probs", "episode_starts", "episode_lengths"):
+        np.testing.assert_array_equal(getattr(batch_packed, name), getattr(batch_plain, name))
+    with pytest.raises(ValueError, match=r"\{-1, 0, 1\}"):
+        packed.add(np.full((n_envs, 6400), 2, np.int8), np.zeros((n_envs, 1)), np.zeros(n_envs), np.zeros(n_envs), done, 0)
+
+
+def test_training_update_changes_weights() -> None:
+    th.manual_seed(0)
+    model = karpathy_pong(n_envs=4, seed=0, n_episodes=1)
+    assert isinstance(model.rollout_buffer, TernaryPackedRolloutBuffer)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(4 * 1000)  # a random agent's shortest games last ~800 steps
+    assert model._n_updates >= 1
+    after = list(model.policy.parameters())
+    assert all(not th.equal(b, a) for b, a in zip(before, after, strict=True))
+    assert all(th.isfinite(a).all() for a in after)
+
+
+def test_save_load_same_predictions(tmp_path: pathlib.Path) -> None:
+    model = karpathy_pong(n_envs=2, seed=3)
+    obs = _real_frames(20, 2).reshape(-1, 6400)
+    path = tmp_path / "karpathy.zip"
+    model.save(path)
+    loaded = REINFORCE.load(path, device="cpu")
+    assert isinstance(loaded.policy, KarpathyPolicy)
+    assert loaded.policy.single_logit and loaded.policy.n_hidden == 200
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    for p, q in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
+        assert th.equal(p, q)
+    assert loaded.rollout_buffer_class is TernaryPackedRolloutBuffer
+
+
+def test_example_help() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pong_karpathy.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--resume" in result.stdout and "--play" in result.stdout and "--minutes" in result.stdout
