@@ -212,6 +212,18 @@ def _make_raw_vector_env(n_envs: int):
     return venv
 
 
+def _timed_steps(venv, actions: np.ndarray, warmup: int) -> float:
+    """Step ``venv`` with each row of ``actions``, time all but the first ``warmup`` rows, close it; env steps/s."""
+    for t in range(warmup):
+        venv.step(actions[t])
+    start = time.perf_counter()
+    for t in range(warmup, len(actions)):
+        venv.step(actions[t])
+    elapsed = time.perf_counter() - start
+    venv.close()
+    return actions.shape[1] * (len(actions) - warmup) / elapsed
+
+
 def raw_vector_env_throughput(n_envs: int, n_steps: int) -> float:
     """
     Steps per second of ale-py's ``AtariVectorEnv`` alone, random UP/DOWN actions.
@@ -226,14 +238,7 @@ def raw_vector_env_throughput(n_envs: int, n_steps: int) -> float:
     """
     venv = _make_raw_vector_env(n_envs)
     actions = np.random.default_rng(0).choice(np.array([UP, DOWN], dtype=np.int32), size=(n_steps + 20, n_envs))
-    for t in range(20):
-        venv.step(actions[t])
-    start = time.perf_counter()
-    for t in range(20, n_steps + 20):
-        venv.step(actions[t])
-    elapsed = time.perf_counter() - start
-    venv.close()
-    return n_envs * n_steps / elapsed
+    return _timed_steps(venv, actions, warmup=20)
 
 
 def pong_vec_env_throughput(n_envs: int, n_steps: int) -> float:
@@ -252,14 +257,7 @@ def pong_vec_env_throughput(n_envs: int, n_steps: int) -> float:
     venv = make_pong_vec_env(n_envs=n_envs, seed=0)
     actions = np.random.default_rng(0).integers(0, 2, size=(n_steps + 20, n_envs))
     venv.reset()
-    for t in range(20):
-        venv.step(actions[t])
-    start = time.perf_counter()
-    for t in range(20, n_steps + 20):
-        venv.step(actions[t])
-    elapsed = time.perf_counter() - start
-    venv.close()
-    return n_envs * n_steps / elapsed
+    return _timed_steps(venv, actions, warmup=20)
 
 
 def interleaved_vector_throughputs(n_envs: int, n_steps: int, chunk: int = 25) -> tuple[float, float]:

@@ -5,7 +5,7 @@ import os
 import pathlib
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -58,13 +58,14 @@ def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
     return tuple(int(i) for i in np.argwhere(~finite)[0])
 
 
-def check_finite_env_output(what: str, values: np.ndarray | dict[str, np.ndarray], where: str) -> None:
+def check_finite_env_output(what: str, values: np.ndarray | dict[str, np.ndarray], where: str | Callable[[], str]) -> None:
     """
     Raise ``ValueError`` if a batch of env outputs (one row per env) holds NaN or inf, naming the env index.
 
     :param what: name of the output ("reward", "observation", ...)
     :param values: one row per env (or a dict of such arrays for Dict observations)
-    :param where: when it happened, for the message (e.g. ``"at step 12"``)
+    :param where: when it happened, for the message (e.g. ``"at step 12"``), or a function returning it (called only
+        to build the error message)
     """
     items = values.items() if isinstance(values, dict) else [(None, values)]
     for key, array in items:
@@ -73,7 +74,8 @@ def check_finite_env_output(what: str, values: np.ndarray | dict[str, np.ndarray
             name = what if key is None else f"{what}[{key!r}]"
             value = np.asarray(array)[index]
             raise ValueError(
-                f"env {index[0] if index else 0} returned a non-finite {name} ({value}) {where}; the weights were "
+                f"env {index[0] if index else 0} returned a non-finite {name} ({value}) "
+                f"{where() if callable(where) else where}; the weights were "
                 "not updated with it. Fix the environment, or wrap it (e.g. stable_baselines3's VecCheckNan) to find "
                 "where the NaN/inf comes from."
             )

@@ -250,14 +250,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.set_random_seed(self.seed)
         if self.rollout_buffer_class is None:
             self.rollout_buffer_class = EpisodeRolloutBuffer  # type: ignore[assignment]
-        self.rollout_buffer = self.rollout_buffer_class(  # type: ignore[assignment,misc]
-            self.n_steps if self.n_episodes is None else 1024,
-            self.observation_space,
-            self.action_space,
-            device=self.device,
-            n_envs=self.n_envs,
-            **self.rollout_buffer_kwargs,
-        )
+        self.rollout_buffer = self._make_rollout_buffer(self.n_steps if self.n_episodes is None else 1024)
         if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, REINFORCEPolicy)):
             raise TypeError(f"policy must be a REINFORCEPolicy subclass or one of {list(self.policy_aliases)}")
         self.policy = self.policy_class(  # type: ignore[assignment]
@@ -273,6 +266,17 @@ class REINFORCE(OnPolicyAlgorithm):
         obs_bytes = sum(int(np.prod(shape)) for shape in self._obs_shapes()) * 4
         self._train_chunk_steps = max(256, _CHUNK_BYTES // max(obs_bytes, 1))
 
+    def _make_rollout_buffer(self, initial_rows: int) -> EpisodeRolloutBuffer:
+        """A new, empty rollout buffer for the current envs, ``initial_rows`` rows per env (it grows as needed)."""
+        return self.rollout_buffer_class(  # type: ignore[misc,return-value]
+            initial_rows,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            n_envs=self.n_envs,
+            **self.rollout_buffer_kwargs,
+        )
+
     def _obs_shapes(self) -> list[tuple[int, ...]]:
         if isinstance(self.observation_space, spaces.Dict):
             return [space.shape or (1,) for space in self.observation_space.spaces.values()]
@@ -282,15 +286,8 @@ class REINFORCE(OnPolicyAlgorithm):
         previous_obs = self._last_obs
         result = super()._setup_learn(total_timesteps, callback, *args, **kwargs)
         if self.rollout_buffer.n_envs != self.n_envs:
-            # set_env() with another number of envs: start a fresh buffer
-            self.rollout_buffer = self.rollout_buffer_class(  # type: ignore[assignment,misc]
-                self.rollout_buffer.capacity,
-                self.observation_space,
-                self.action_space,
-                device=self.device,
-                n_envs=self.n_envs,
-                **self.rollout_buffer_kwargs,
-            )
+            # load() with another number of envs: start a fresh buffer
+            self.rollout_buffer = self._make_rollout_buffer(self.rollout_buffer.capacity)
         elif self._last_obs is not previous_obs:
             # The envs were reset: episodes in progress can never end
             self.rollout_buffer.drop_incomplete()
@@ -322,6 +319,10 @@ class REINFORCE(OnPolicyAlgorithm):
         # NaN/inf from the env must never reach the buffer (and so the weights): checked at every step
         check_finite_env_output("observation", self._last_obs, f"at reset (num_timesteps={self.num_timesteps})")  # type: ignore[arg-type]
 
+        def where() -> str:
+            # Only formatted when an error is raised, not at every step
+            return f"at step {self.num_timesteps // env.num_envs} (num_timesteps={self.num_timesteps})"
+
         while True:
             if self.n_episodes is not None:
                 if rollout_buffer.n_complete_episodes >= self.n_episodes:
@@ -340,7 +341,6 @@ class REINFORCE(OnPolicyAlgorithm):
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
             self.num_timesteps += env.num_envs
-            where = f"at step {self.num_timesteps // env.num_envs} (num_timesteps={self.num_timesteps})"
             check_finite_env_output("reward", rewards, where)
             check_finite_env_output("observation", new_obs, where)  # type: ignore[arg-type]
 
@@ -364,7 +364,7 @@ class REINFORCE(OnPolicyAlgorithm):
                             terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
                         if not np.isfinite(terminal_value.item()):
                             raise ValueError(
-                                f"env {idx}: non-finite value {terminal_value.item()} of the terminal observation {where} "
+                                f"env {idx}: non-finite value {terminal_value.item()} of the terminal observation {where()} "
                                 "(NaN in the terminal observation, or in the value network)"
                             )
                         rewards[idx] += self.gamma * terminal_value.item()
