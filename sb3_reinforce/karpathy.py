@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
@@ -26,7 +27,7 @@ from sb3_reinforce.pong import make_pong_vec_env
 from sb3_reinforce.reinforce.policies import REINFORCEPolicy
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 
-__all__ = ["KARPATHY_HYPERPARAMS", "KarpathyPolicy", "SingleLogit", "karpathy_pong"]
+__all__ = ["KARPATHY_HYPERPARAMS", "KarpathyPolicy", "SingleLogit", "SparseInputLinear", "karpathy_pong"]
 
 N_HIDDEN = 200
 
@@ -46,6 +47,37 @@ class SingleLogit(nn.Module):
     def forward(self, latent: th.Tensor) -> th.Tensor:
         logit = self.linear(latent)
         return th.cat([logit, th.zeros_like(logit)], dim=-1)
+
+
+class SparseInputLinear(nn.Module):
+    """
+    A bias-free linear layer ``y = x @ weight`` (``weight`` of shape ``(in_features, out_features)``) that reads
+    only the non-zero inputs when there are few of them. Difference frames are mostly zeros (a few dozen of the
+    6400 pixels move), so summing the weight rows of the non-zero pixels gives the dense product (up to float
+    rounding) at a few percent of its cost, forward and backward, and integer inputs are never converted to a
+    dense float array.
+
+    :param in_features: size of each input
+    :param out_features: size of each output
+    :param max_density: above this fraction of non-zero inputs the dense product is used
+    """
+
+    def __init__(self, in_features: int, out_features: int, max_density: float = 0.1):
+        super().__init__()
+        self.in_features, self.out_features, self.max_density = in_features, out_features, max_density
+        self.weight = nn.Parameter(th.empty(in_features, out_features))
+
+    def forward(self, inputs: th.Tensor) -> th.Tensor:
+        rows, cols = inputs.nonzero(as_tuple=True)  # row-major order: rows come sorted
+        if rows.numel() > self.max_density * inputs.numel():
+            return inputs.to(self.weight.dtype) @ self.weight
+        counts = th.bincount(rows, minlength=inputs.shape[0])
+        values = inputs[rows, cols].to(self.weight.dtype)
+        # One bag per observation: sum over its non-zero inputs j of x_j * weight[j]
+        return F.embedding_bag(cols, self.weight, th.cumsum(counts, 0) - counts, mode="sum", per_sample_weights=values)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, max_density={self.max_density}"
 
 
 class KarpathyPolicy(REINFORCEPolicy):
@@ -99,13 +131,32 @@ class KarpathyPolicy(REINFORCEPolicy):
         super()._build(lr_schedule)
         n_inputs = self.features_dim
         # Replace SB3's biased layers by bias-free ones
-        self.mlp_extractor.policy_net = nn.Sequential(nn.Linear(n_inputs, self.n_hidden, bias=False), nn.ReLU())
+        self.mlp_extractor.policy_net = nn.Sequential(SparseInputLinear(n_inputs, self.n_hidden), nn.ReLU())
         if self.single_logit:
             self.action_net = SingleLogit(self.n_hidden)
         else:
             self.action_net = nn.Linear(self.n_hidden, int(self.action_space.n), bias=False)  # type: ignore[attr-defined]
         self.reset_karpathy_weights()
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    def hidden(self, obs: PyTorchObs) -> th.Tensor:
+        """
+        The hidden ReLU layer on the flattened observations (as they come: a sparse ``int8`` difference frame is
+        never converted to a dense float array, see :class:`SparseInputLinear`).
+
+        :param obs: observations, shape ``(batch, ...)``
+        :return: hidden activations, shape ``(batch, n_hidden)``
+        """
+        return self.mlp_extractor.policy_net(obs.reshape(obs.shape[0], -1))  # type: ignore[union-attr]
+
+    def get_distribution(self, obs: PyTorchObs) -> Distribution:
+        latent_pi = self.hidden(obs)
+        return self.distribution_from_params(self.action_net(latent_pi), latent_pi)
+
+    def evaluate(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[None, th.Tensor, th.Tensor | None, th.Tensor]:
+        action_params = self.action_net(self.hidden(obs))
+        distribution = self.distribution_from_params(action_params)
+        return None, distribution.log_prob(actions), distribution.entropy(), action_params
 
     def act(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -119,8 +170,7 @@ class KarpathyPolicy(REINFORCEPolicy):
         """
         if not self.single_logit:
             return super().act(obs, deterministic)
-        features = self.extract_features(obs)
-        logit = self.action_net.linear(self.mlp_extractor.forward_actor(features))[:, 0]  # type: ignore[union-attr]
+        logit = self.action_net.linear(self.hidden(obs))[:, 0]  # type: ignore[union-attr]
         actions = (logit < 0).long() if deterministic else (th.rand_like(logit) >= th.sigmoid(logit)).long()
         log_prob = th.where(actions == 0, -F.softplus(-logit), -F.softplus(logit))
         return actions, log_prob
@@ -129,7 +179,7 @@ class KarpathyPolicy(REINFORCEPolicy):
         """Draw every weight from ``N(0, 1) / sqrt(fan_in)`` (Karpathy's "Xavier" initialization)."""
         with th.no_grad():
             for module in self.modules():
-                if isinstance(module, nn.Linear):
+                if isinstance(module, (nn.Linear, SparseInputLinear)):
                     module.weight.normal_(0.0, 1.0 / np.sqrt(module.in_features))
 
 

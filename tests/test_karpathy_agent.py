@@ -17,7 +17,7 @@ from sb3_reinforce.common.buffers import (
     pack_ternary,
     unpack_ternary,
 )
-from sb3_reinforce.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy, karpathy_pong
+from sb3_reinforce.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy, SparseInputLinear, karpathy_pong
 from sb3_reinforce.pong import make_pong_vec_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_single_logit_is_sigmoid() -> None:
     policy = _policy()
     obs = th.as_tensor(np.random.default_rng(0).integers(-1, 2, (5, 6400)), dtype=th.int8)
     with th.no_grad():
-        hidden = th.relu(obs.float() @ policy.mlp_extractor.policy_net[0].weight.T)
+        hidden = th.relu(obs.float() @ policy.mlp_extractor.policy_net[0].weight)
         logit = hidden @ policy.action_net.linear.weight.T
         probs = policy.get_distribution(obs).distribution.probs
     assert th.allclose(probs[:, 0], th.sigmoid(logit[:, 0]), atol=1e-6)
@@ -71,6 +71,39 @@ def test_fast_act_matches_distribution() -> None:
         assert abs((actions == 0).float().mean().item() - p_first.mean().item()) < 0.04
         greedy, _ = policy.act(obs, deterministic=True)
         assert th.equal(greedy, distribution.get_actions(deterministic=True))
+
+
+@pytest.mark.parametrize("density", [0.0, 0.004, 0.05, 0.5])
+def test_sparse_input_linear_matches_dense(density: float) -> None:
+    # Below max_density only the non-zero inputs are read (embedding bags); above it the dense product is used.
+    # Both must give the dense values and gradients, all-zero rows included.
+    rng = np.random.default_rng(0)
+    layer = SparseInputLinear(6400, 200)
+    with th.no_grad():
+        layer.weight.normal_(0, 1 / 80)
+    signs = rng.choice(np.array([-1, 1], dtype=np.int8), (64, 6400))
+    obs = th.as_tensor(np.where(rng.random((64, 6400)) < density, signs, 0).astype(np.int8))
+    obs[3] = 0
+    out = layer(obs)
+    dense = obs.float() @ layer.weight
+    th.testing.assert_close(out, dense, atol=1e-5, rtol=1e-5)
+    upstream = th.as_tensor(rng.normal(size=(64, 200)), dtype=th.float32)
+    (out * upstream).sum().backward()
+    th.testing.assert_close(layer.weight.grad, obs.float().T @ upstream, atol=1e-4, rtol=1e-4)
+    assert th.equal(out[3], th.zeros(200))
+
+
+def test_policy_on_real_frames_matches_dense_network() -> None:
+    # The policy's log-probabilities on real difference frames equal Karpathy's dense forward pass
+    policy = _policy()
+    obs = th.as_tensor(_real_frames(100).reshape(-1, 6400))
+    actions = th.as_tensor(np.random.default_rng(0).integers(0, 2, len(obs)))
+    _, log_prob, _, _ = policy.evaluate(obs, actions)
+    with th.no_grad():
+        logit = th.relu(obs.float() @ policy.mlp_extractor.policy_net[0].weight) @ policy.action_net.linear.weight.T
+        p_up = th.sigmoid(logit[:, 0])
+    expected = th.where(actions == 0, th.log(p_up), th.log1p(-p_up))
+    th.testing.assert_close(log_prob.detach(), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_init_scale() -> None:
