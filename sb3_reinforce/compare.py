@@ -125,10 +125,10 @@ def run_csv_path(out: str | os.PathLike[str], spec: AlgoSpec, seed: int) -> Path
 def _make_model(spec: AlgoSpec, env_id: str, seed: int, hyperparams_path: str | None = None) -> tuple[Any, Any, Any]:
     """Build (model, train env, eval env) from the zoo entry plus the spec's overrides."""
     from rl_zoo3 import ALGOS
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
     from sb3_reinforce import REINFORCE
+    from sb3_reinforce.envs import make_zoo_vec_env
     from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams
 
     entry = load_hyperparams(spec.algo, env_id, path=hyperparams_path if spec.algo == "reinforce" else None)
@@ -140,7 +140,7 @@ def _make_model(spec: AlgoSpec, env_id: str, seed: int, hyperparams_path: str | 
         raise NotImplementedError("vec_env_wrapper entries are not supported by the comparison tool")
 
     def make(n_envs: int, env_seed: int) -> Any:
-        env = make_vec_env(
+        env = make_zoo_vec_env(
             env_id,
             n_envs=n_envs,
             seed=env_seed,

@@ -4,12 +4,13 @@ Karpathy's "Pong from Pixels" agent as a REINFORCE configuration.
 - :class:`KarpathyPolicy`: 6400 -> 200 ReLU -> P(UP), no biases, weights ``randn / sqrt(fan_in)``, RMSprop
   (``alpha=0.99``, ``eps=1e-5``);
 - :data:`KARPATHY_HYPERPARAMS`: the REINFORCE arguments of the original agent (discount 0.99 restarted at every
-  point, returns standardized over the batch, no baseline, no gradient clipping, 10 episodes per update);
-- :func:`karpathy_pong`: the model, built on the fast vectorized Pong of :func:`sb3_reinforce.pong.make_pong_vec_env`.
+  point, returns standardized over the batch, no baseline, no gradient clipping, 10 episodes per update,
+  learning rate 1e-4);
+- :func:`karpathy_pong`: the model with the tuned values of the ``KarpathyPong-v0`` zoo entry, built on the fast
+  vectorized Pong of :func:`sb3_reinforce.pong.make_pong_vec_env`.
 
-The one deliberate change from the original is the learning rate: 1e-3 instead of 1e-4 (the annotated copy of the
-original and the public reproductions use 1e-3 and learn several times faster); pass ``learning_rate=1e-4`` for
-the original.
+The tuned entry keeps the original's method and changes the learning rate (1e-3: the annotated copy of the
+original and the public reproductions use it and learn several times faster); see the README's Pong section.
 """
 
 from typing import Any
@@ -23,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_reinforce.common.buffers import TernaryPackedRolloutBuffer
+from sb3_reinforce.envs import KARPATHY_PONG_ID
 from sb3_reinforce.pong import make_pong_vec_env
 from sb3_reinforce.reinforce.policies import REINFORCEPolicy
 from sb3_reinforce.reinforce.reinforce import REINFORCE
@@ -184,7 +186,7 @@ class KarpathyPolicy(REINFORCEPolicy):
 
 
 KARPATHY_HYPERPARAMS: dict[str, Any] = dict(
-    learning_rate=1e-3,
+    learning_rate=1e-4,
     n_episodes=10,
     gamma=0.99,
     return_mode="reward_to_go",
@@ -195,32 +197,40 @@ KARPATHY_HYPERPARAMS: dict[str, Any] = dict(
     max_grad_norm=None,
     rollout_buffer_class=TernaryPackedRolloutBuffer,
 )
-"""REINFORCE arguments of Karpathy's agent (learning rate 1e-3 instead of the original 1e-4)."""
+"""REINFORCE arguments of the 2016 original agent. :func:`karpathy_pong` uses the tuned ``KarpathyPong-v0`` entry
+of the zoo file instead; ``karpathy_pong(**KARPATHY_HYPERPARAMS)`` gives the original."""
 
 
 def karpathy_pong(
-    n_envs: int = 8,
+    n_envs: int | None = None,
     seed: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> REINFORCE:
     """
-    Karpathy's Pong agent, ready to ``learn``: :class:`KarpathyPolicy` and :data:`KARPATHY_HYPERPARAMS` on
-    ``make_pong_vec_env(n_envs, seed, **env_kwargs)``.
+    Karpathy's Pong agent, ready to ``learn``: :class:`KarpathyPolicy` with the hyperparameters of the
+    ``KarpathyPong-v0`` entry of ``zoo_hyperparams/reinforce.yml`` (the tuned values; the zoo trains the same
+    agent) on ``make_pong_vec_env(n_envs, seed, **env_kwargs)``.
 
     .. code-block:: python
 
         from sb3_reinforce.karpathy import karpathy_pong
 
-        model = karpathy_pong(n_envs=8, seed=0).learn(2_000_000, progress_bar=True)
+        model = karpathy_pong(seed=0).learn(2_000_000, progress_bar=True)
 
-    :param n_envs: number of Pong games played in parallel
+    :param n_envs: number of Pong games played in parallel (None: the zoo entry's ``n_envs``)
     :param seed: seed of the games and of the network
-    :param env_kwargs: other arguments of :func:`sb3_reinforce.pong.make_pong_vec_env`
-    :param overrides: REINFORCE arguments replacing those of :data:`KARPATHY_HYPERPARAMS` (e.g. ``n_episodes=4``,
-        ``verbose=1``, ``device="cpu"``)
+    :param env_kwargs: arguments of :func:`sb3_reinforce.pong.make_pong_vec_env`, added to the zoo entry's
+    :param overrides: REINFORCE arguments replacing the zoo entry's (e.g. ``n_episodes=4``, ``verbose=1``,
+        ``device="cpu"``; ``**KARPATHY_HYPERPARAMS`` for the 2016 original)
     :return: the model
     """
-    env = make_pong_vec_env(n_envs=n_envs, seed=seed, **(env_kwargs or {}))
-    kwargs = {**KARPATHY_HYPERPARAMS, "device": "cpu", "seed": seed, **overrides}
-    return REINFORCE(KarpathyPolicy, env, **kwargs)
+    # Imported here: the zoo file names this module's policy, so loading it at import time would be circular
+    from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams
+
+    kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", KARPATHY_PONG_ID))
+    env = make_pong_vec_env(
+        n_envs=zoo["n_envs"] if n_envs is None else n_envs, seed=seed, **{**zoo["env_kwargs"], **(env_kwargs or {})}
+    )
+    kwargs = {**kwargs, "device": "cpu", "seed": seed, **overrides}
+    return REINFORCE(env=env, **kwargs)

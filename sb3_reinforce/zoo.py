@@ -36,7 +36,9 @@ from typing import Any
 
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
+from sb3_reinforce.envs import KARPATHY_PONG_ID, make_zoo_vec_env
 from sb3_reinforce.hyperparams import (
     HyperparamsError,
     ZooSafeLoader,
@@ -330,6 +332,29 @@ class ReinforceExperimentManager(ExperimentManager):
             check_trusted_name(hyperparams["rollout_buffer_class"])
             hyperparams["rollout_buffer_class"] = get_class_by_name(hyperparams["rollout_buffer_class"])
         return super()._preprocess_hyperparams(hyperparams)
+
+    def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
+        """rl_zoo3's envs, except ``KarpathyPong-v0``: ale-py's native vector env (see :mod:`sb3_reinforce.envs`)."""
+        if self.env_name.gym_id != KARPATHY_PONG_ID:
+            return super().create_envs(n_envs, eval_env, no_log)
+        try:
+            env = make_zoo_vec_env(
+                KARPATHY_PONG_ID,
+                n_envs=n_envs,
+                seed=self.seed,
+                env_kwargs=self.eval_env_kwargs if eval_env else self.env_kwargs,
+                wrapper_class=self.env_wrapper,
+                monitor_dir=None if eval_env or no_log else self.save_path,
+                monitor_kwargs=self.monitor_kwargs,
+            )
+        except (TypeError, ValueError) as error:
+            raise HyperparamsError(f"{self._zoo_where}: {error}", [("env_kwargs", str(error))]) from error
+        if self.vec_env_wrapper is not None:
+            env = self.vec_env_wrapper(env)
+        env = self._maybe_normalize(env, eval_env)
+        if self.frame_stack is not None:
+            env = VecFrameStack(env, self.frame_stack)
+        return env
 
     def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
         params = super().load_trial(storage, study_name, trial_id, convert)

@@ -27,7 +27,7 @@ from sb3_reinforce.zoo import parse_cli_value
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGED = default_hyperparams_path("reinforce")
-REQUIRED_ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3", "Pendulum-v1", "ALE/Pong-v5")
+REQUIRED_ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3", "Pendulum-v1", "KarpathyPong-v0")
 
 VALID = {
     "n_timesteps": 1e5,
@@ -62,20 +62,18 @@ def test_packaged_file_validates():
 
 
 def test_pong_entry_is_karpathys_configuration():
-    entry = load_hyperparams("reinforce", "ALE/Pong-v5")
-    kwargs, zoo = build_model_kwargs(entry)
-    assert kwargs["n_episodes"] == 10
-    assert kwargs["gamma"] == 0.99
-    assert kwargs["reset_on_reward"] is True
-    assert kwargs["normalize_advantage"] is True
-    assert kwargs["baseline"] is None
-    assert kwargs["learning_rate"](1.0) == pytest.approx(1e-4)
-    policy_kwargs = kwargs["policy_kwargs"]
-    assert policy_kwargs["net_arch"] == [200]
-    assert policy_kwargs["activation_fn"] is th.nn.ReLU
-    assert policy_kwargs["optimizer_class"] is th.optim.RMSprop
-    assert policy_kwargs["optimizer_kwargs"] == {"alpha": 0.99, "eps": 1e-5}
-    assert callable(zoo["env_wrapper"])
+    from sb3_reinforce.common.buffers import TernaryPackedRolloutBuffer
+    from sb3_reinforce.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy
+
+    kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", "KarpathyPong-v0"))
+    assert kwargs.pop("policy") is KarpathyPolicy
+    assert kwargs["rollout_buffer_class"] is TernaryPackedRolloutBuffer
+    assert zoo["env_wrapper"] is None and zoo["frame_stack"] is None and zoo["normalize"] is None
+    # The tuned entry differs from the 2016 original only in the keys listed here
+    tuned = {"learning_rate", "n_episodes"}
+    original = {key: value for key, value in KARPATHY_HYPERPARAMS.items() if key not in tuned}
+    assert {key: value for key, value in kwargs.items() if key not in tuned} == original
+    assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3)
 
 
 def test_reinforce_keys_match_the_constructor():

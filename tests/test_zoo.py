@@ -55,6 +55,30 @@ def test_train_then_enjoy_reinforce(tmp_path, capsys):
     assert not marker.exists()
 
 
+def test_karpathy_pong_trains_on_the_fast_vec_env(tmp_path, capsys, monkeypatch):
+    import sb3_reinforce.pong
+    from sb3_reinforce.karpathy import KarpathyPolicy
+
+    built = []
+    factory = sb3_reinforce.pong.make_pong_vec_env
+    monkeypatch.setattr(sb3_reinforce.pong, "make_pong_vec_env", lambda **kwargs: built.append(kwargs) or factory(**kwargs))
+    logs = tmp_path / "logs"
+    args = ["--env", "KarpathyPong-v0", "--seed", "0", "--eval-freq", "-1", "--num-threads", "1", "-f", str(logs)]
+    main(["train", *args, "-n", "1600", "-params", "n_envs:2", "n_episodes:1"])
+    assert built and built[0]["n_envs"] == 2 and built[0]["seed"] == 0
+    run = _run_dir(logs, "reinforce", "KarpathyPong-v0")
+    from sb3_reinforce import REINFORCE
+
+    model = REINFORCE.load(run / "KarpathyPong-v0.zip")
+    assert isinstance(model.policy, KarpathyPolicy)
+    assert model.lr_schedule(1.0) == load_hyperparams("reinforce", "KarpathyPong-v0")["learning_rate"]
+    assert (run / "0.monitor.csv").is_file()  # episode statistics from SB3's VecMonitor
+    capsys.readouterr()
+    # enjoy plays one game through the gymnasium chain registered under the same id
+    main(["enjoy", "--env", "KarpathyPong-v0", "-f", str(logs), "--no-render", "-n", "200", "--seed", "0"])
+    assert "Loading" in capsys.readouterr().out
+
+
 def test_ppo_through_the_same_entry_point(tmp_path, capsys):
     logs = tmp_path / "logs"
     params = ["n_envs:1", "n_steps:64", "batch_size:64", "n_epochs:1"]
