@@ -8,13 +8,14 @@ Karpathy's "Pong from Pixels" agent with REINFORCE: train, checkpoint, resume, p
     python examples/pong_karpathy.py --play runs/pong/latest.zip --video pong.mp4
     python examples/pong_karpathy.py --run-dir runs/pong --plot pong_learning_curve.png
 
-The run folder holds ``latest.zip`` (the model, saved every ``--checkpoint-every`` episodes and at the end) and
-``episodes.csv`` (episode, wall seconds, reward, running reward; Karpathy's running reward is
-``0.99 * old + 0.01 * new``).
+The run folder holds ``latest.zip`` (the model, saved every ``--checkpoint-every`` episodes and at the end) with
+``progress.json`` (the episode count, running reward and time of that model), and ``episodes.csv`` (episode, wall
+seconds, env steps, reward, running reward; Karpathy's running reward is ``0.99 * old + 0.01 * new``).
 """
 
 import argparse
 import csv
+import json
 import os
 import pathlib
 import sys
@@ -26,11 +27,14 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_reinforce import REINFORCE
+from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.karpathy import karpathy_pong
 from sb3_reinforce.pong import make_pong_vec_env
 from sb3_reinforce.wrappers import make_karpathy_pong_env
 
 CSV_HEADER = ["episode", "wall_seconds", "timesteps", "reward", "running_reward"]
+#: Episode count, running reward, wall seconds and env steps of the model in latest.zip
+PROGRESS_FILE = "progress.json"
 
 
 class KarpathyLogger(BaseCallback):
@@ -95,24 +99,43 @@ class KarpathyLogger(BaseCallback):
                     flush=True,
                 )
             if self.episode % self.checkpoint_every == 0:
-                self.model.save(self.checkpoint_path)
+                self.save_checkpoint()
         return self.max_seconds is None or time.time() - self.start < self.max_seconds
 
-    def _on_training_end(self) -> None:
+    def save_checkpoint(self) -> None:
+        """Save the model, then the progress it corresponds to (both atomically: a kill leaves the previous pair)."""
         self.model.save(self.checkpoint_path)
+        progress = dict(
+            episode=self.episode,
+            running_reward=self.running_reward,
+            wall_seconds=self.wall_offset + time.time() - self.start,
+            timesteps=self.num_timesteps,
+        )
+        with atomic_write(self.run_dir / PROGRESS_FILE) as file:
+            file.write(json.dumps(progress).encode())
+
+    def _on_training_end(self) -> None:
+        self.save_checkpoint()
         self.csv_file.close()
 
 
-def read_progress(csv_path: pathlib.Path) -> tuple[int, float | None, float]:
-    """Episodes done, last running reward and wall seconds from an ``episodes.csv`` (zeros/None if absent)."""
-    if not csv_path.exists():
-        return 0, None, 0.0
-    with open(csv_path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    if not rows:
-        return 0, None, 0.0
-    last = rows[-1]
-    return int(last["episode"]), float(last["running_reward"]), float(last["wall_seconds"])
+def read_progress(run_dir: pathlib.Path) -> tuple[int, float | None, float]:
+    """
+    Episodes done, running reward and wall seconds at the last checkpoint of ``run_dir``. Rows of
+    ``episodes.csv`` written after that checkpoint (the run was killed between two checkpoints) are dropped, so
+    that the resumed run continues the curve from the state of the model it loads.
+    """
+    progress = json.loads((run_dir / PROGRESS_FILE).read_text())
+    csv_path = run_dir / "episodes.csv"
+    if csv_path.exists():
+        with open(csv_path, newline="") as file:
+            rows = [row for row in csv.reader(file)][1:]
+        kept = [row for row in rows if int(row[0]) <= progress["episode"]]
+        if len(kept) < len(rows):
+            print(f"--resume: dropping {len(rows) - len(kept)} episodes.csv rows written after the checkpoint")
+            with atomic_write(csv_path) as file:
+                file.write(",".join(CSV_HEADER).encode() + b"\n" + b"".join(",".join(row).encode() + b"\n" for row in kept))
+    return int(progress["episode"]), progress["running_reward"], float(progress["wall_seconds"])
 
 
 def play(checkpoint: str, video: str | None, episodes: int, seed: int, max_steps: int) -> None:
@@ -208,9 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     episode, running_reward, wall_offset = 0, None, 0.0
     checkpoint = run_dir / "latest.zip"
     if args.resume:
-        if not checkpoint.exists():
-            sys.exit(f"--resume: no checkpoint at {checkpoint}")
-        episode, running_reward, wall_offset = read_progress(run_dir / "episodes.csv")
+        if not checkpoint.exists() or not (run_dir / PROGRESS_FILE).exists():
+            sys.exit(f"--resume: no checkpoint at {checkpoint} (with its {PROGRESS_FILE})")
+        episode, running_reward, wall_offset = read_progress(run_dir)
         model = REINFORCE.load(checkpoint, env=make_pong_vec_env(n_envs=args.n_envs, seed=args.seed + episode), device="cpu")
         print(f"resumed from {checkpoint}: {model.num_timesteps} steps, episode {episode}, running reward {running_reward}")
     else:

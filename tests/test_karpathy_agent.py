@@ -1,5 +1,6 @@
 """Karpathy's Pong agent: architecture, initialization, optimizer, packed storage, training, save/load, example."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -209,3 +210,46 @@ def test_example_help() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--resume" in result.stdout and "--play" in result.stdout and "--minutes" in result.stdout
+
+
+def _example(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pong_karpathy.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result
+
+
+def _csv_rows(path: pathlib.Path) -> list[list[str]]:
+    return [line.split(",") for line in path.read_text().splitlines()[1:]]
+
+
+def test_example_train_resume_plot_play(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    common = ["--run-dir", str(run_dir), "--n-envs", "2", "--n-episodes", "1", "--no-progress-bar", "--quiet"]
+    _example(*common, "--timesteps", "2500", "--checkpoint-every", "1")
+    rows = _csv_rows(run_dir / "episodes.csv")
+    progress = json.loads((run_dir / "progress.json").read_text())
+    assert rows and progress["episode"] == len(rows) and int(rows[-1][0]) == len(rows)
+    assert progress["running_reward"] == pytest.approx(float(rows[-1][4]), abs=1e-4)
+    steps_before = REINFORCE.load(run_dir / "latest.zip").num_timesteps
+    # A row written after the last checkpoint (the run was killed in between) must not survive a resume
+    with open(run_dir / "episodes.csv", "a") as file:
+        file.write(f"{len(rows) + 1},999.0,999999,-21.0,-21.0000\n")
+    result = _example(*common, "--timesteps", "2500", "--resume")
+    assert "dropping 1 episodes.csv rows" in result.stdout
+    resumed = _csv_rows(run_dir / "episodes.csv")
+    assert resumed[: len(rows)] == rows
+    assert [int(row[0]) for row in resumed] == list(range(1, len(resumed) + 1))
+    assert len(resumed) > len(rows) and all(row[1] != "999.0" for row in resumed)
+    assert REINFORCE.load(run_dir / "latest.zip").num_timesteps > steps_before
+
+    _example("--run-dir", str(run_dir), "--plot", str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    video = tmp_path / "play.mp4"
+    result = _example("--play", str(run_dir / "latest.zip"), "--video", str(video), "--max-play-steps", "150")
+    assert "play episode 1" in result.stdout and video.stat().st_size > 1_000
