@@ -36,7 +36,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -333,28 +333,27 @@ def _iqm(scores: np.ndarray) -> float:
 def interval_estimates(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """
     IQM and mean of final scores across seeds with 95% percentile-bootstrap CIs (rliable's
-    ``get_interval_estimates`` when it imports, else the same bootstrap in numpy).
+    ``get_interval_estimates``).
 
     :param scores: one final score per seed
+    :param reps: bootstrap resamples
+    :param seed: seed of the bootstrap
     :return: ``{"iqm": (point, low, high), "mean": (...)}``
     """
-    scores = np.asarray(scores, dtype=float)
-    funcs: dict[str, Callable[[np.ndarray], float]] = {"iqm": _iqm, "mean": lambda x: float(np.mean(x))}
-    try:
-        from rliable import library as rly
+    from rliable import library as rly
 
+    scores = np.asarray(scores, dtype=float)
+    names = ("iqm", "mean")
+    # rliable draws its resamples from numpy's global generator: seed it for reproducible CIs, then restore it
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
         points, cis = rly.get_interval_estimates(
             {"x": scores[:, None]}, lambda x: np.array([_iqm(x.ravel()), np.mean(x)]), reps=reps
         )
-        return {name: (float(points["x"][i]), float(cis["x"][0, i]), float(cis["x"][1, i])) for i, name in enumerate(funcs)}
-    except Exception:  # rliable (via arch) fails to import with some pandas versions
-        rng = np.random.default_rng(seed)
-        samples = scores[rng.integers(0, len(scores), size=(reps, len(scores)))]
-        result = {}
-        for name, func in funcs.items():
-            boot = np.array([func(s) for s in samples])
-            result[name] = (func(scores), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
-        return result
+    finally:
+        np.random.set_state(state)
+    return {name: (float(points["x"][i]), float(cis["x"][0, i]), float(cis["x"][1, i])) for i, name in enumerate(names)}
 
 
 def steps_to_threshold(curve: dict[str, np.ndarray], threshold: float) -> float:

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sb3_reinforce.compare import AlgoSpec, AlgoSpecError, parse_algo_spec, run_comparison, run_csv_path, write_report
@@ -103,3 +104,25 @@ def test_cli_reports_bad_token(capsys):
     with pytest.raises(SystemExit):
         main(["--algos", "reinforce:sum", "--out", "unused"])
     assert "return mode 'sum'" in capsys.readouterr().err
+
+
+def test_interval_estimates_use_rliable_and_are_reproducible():
+    from rliable import library as rly  # must import: the CIs come from rliable
+
+    from sb3_reinforce.compare import interval_estimates
+
+    scores = np.array([120.0, 500.0, 480.0, 9.0, 500.0])
+    first, again = interval_estimates(scores, seed=3), interval_estimates(scores, seed=3)
+    assert first == again
+    iqm, low, high = first["iqm"]
+    # IQM of 5 scores: 25% trimmed on each side -> mean of the middle values (scipy's trim_mean)
+    assert iqm == pytest.approx(np.mean([120.0, 480.0, 500.0]))
+    assert scores.min() <= low <= iqm <= high <= scores.max() and low < high
+    mean, low, high = first["mean"]
+    assert mean == pytest.approx(scores.mean())
+    # Same percentile bootstrap computed directly with rliable
+    np.random.seed(3)
+    _, cis = rly.get_interval_estimates({"x": scores[:, None]}, lambda x: np.array([np.mean(x)]), reps=2000)
+    assert (low, high) == pytest.approx((cis["x"][0, 0], cis["x"][1, 0]))
+    # A constant score has a zero-width interval
+    assert interval_estimates(np.full(3, 500.0))["mean"] == (500.0, 500.0, 500.0)
