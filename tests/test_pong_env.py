@@ -219,3 +219,34 @@ def test_benchmark_helpers():
     assert module.pong_vec_env_throughput(2, 20) > 0
     raw, fast = module.interleaved_vector_throughputs(2, 10, chunk=5)
     assert raw > 0 and fast > 0
+
+
+def test_registered_id_and_zoo_factory(tmp_path):
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    import sb3_reinforce  # noqa: F401 - registers KarpathyPong-v0
+    from sb3_reinforce.envs import KARPATHY_PONG_ID, make_zoo_vec_env
+
+    single = gym.make(KARPATHY_PONG_ID)
+    fast = make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=2, seed=0)
+    assert isinstance(fast, PongVecEnv)
+    assert single.observation_space == fast.observation_space and single.action_space == fast.action_space
+    # The single env and the vector env play the same game for the same actions (no sticky actions by default)
+    obs, _ = single.reset(seed=0)
+    vec_obs = fast.reset()
+    np.testing.assert_array_equal(obs, vec_obs[0])
+    for step in range(120):
+        action = step // 7 % 2
+        obs, reward, *_ = single.step(action)
+        vec_obs, vec_rewards, _, _ = fast.step(np.array([action, action]))
+        np.testing.assert_array_equal(obs, vec_obs[0])
+        assert reward == vec_rewards[0]
+    single.close()
+    fast.close()
+
+    logged = make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=1, seed=0, monitor_dir=str(tmp_path))
+    assert isinstance(logged, VecMonitor) and (tmp_path / "0.monitor.csv").is_file()
+    logged.close()
+    with pytest.raises(ValueError, match="env_wrapper cannot be used with KarpathyPong-v0"):
+        make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=1, wrapper_class=PongUpDown)
+    assert not isinstance(make_zoo_vec_env("CartPole-v1", n_envs=1), PongVecEnv)
