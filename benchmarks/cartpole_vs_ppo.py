@@ -1,70 +1,39 @@
 """
-REINFORCE vs SB3 PPO and A2C on CartPole-v1, in one run, under one protocol.
+REINFORCE vs SB3 PPO and A2C on CartPole-v1, in one run, under one protocol: that of the comparison tool
+(:func:`sb3_reinforce.compare.train_and_evaluate`).
 
 Each algorithm uses its zoo hyperparameters (REINFORCE: zoo_hyperparams/reinforce.yml; PPO, A2C: rl_zoo3's own
 files; 8 envs each). Every 5,000 env steps the model is evaluated on a separate env for 10 deterministic
-episodes; evaluation time is excluded from the training fps.
+episodes; evaluation time is excluded from the training fps. Runs go seed by seed, algorithms interleaved, so
+that machine noise hits them alike; their curves are kept in ``--out`` (a rerun skips the runs already there).
 
-    python benchmarks/cartpole_vs_ppo.py [--seeds 5] [--timesteps 100000]
+    python benchmarks/cartpole_vs_ppo.py [--seeds 5] [--timesteps 100000] [--out runs/cartpole_vs_ppo]
 
-Prints, per algorithm: training fps, median env steps to the first evaluation >= 475, seeds at >= 475 at the
-end, and as last line the fps ratio REINFORCE / PPO.
+Prints, per algorithm: training fps, median env steps to the first evaluation >= 475 (the evaluation of the
+untrained policy at step 0 is not counted), seeds at >= 475 at the end, and as last line the fps ratio
+REINFORCE / PPO.
 """
 
 import argparse
-import time
 
 import numpy as np
-import torch as th
-from rl_zoo3.utils import ALGOS
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
 
-from sb3_reinforce import REINFORCE
-from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams
+from sb3_reinforce.compare import parse_algo_spec, read_curve, run_comparison
 
 ENV_ID = "CartPole-v1"
 THRESHOLD = 475
 
 
-class TimedEvaluation(BaseCallback):
-    """Evaluate every ``eval_freq`` env steps; keep the time spent evaluating to exclude it from the fps."""
-
-    def __init__(self, eval_env, eval_freq: int, n_eval_episodes: int):
-        super().__init__()
-        self.eval_env, self.eval_freq, self.n_eval_episodes = eval_env, eval_freq, n_eval_episodes
-        self.next_eval = eval_freq
-        self.curve: list[tuple[int, float]] = []
-        self.eval_seconds = 0.0
-
-    def evaluate(self) -> None:
-        start = time.perf_counter()
-        mean, _ = evaluate_policy(self.model, self.eval_env, self.n_eval_episodes, deterministic=True)
-        self.curve.append((self.num_timesteps, float(mean)))
-        self.eval_seconds += time.perf_counter() - start
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.next_eval:
-            self.next_eval += self.eval_freq
-            self.evaluate()
-        return True
-
-
-def run(algo: str, seed: int, timesteps: int, eval_freq: int, n_eval_episodes: int) -> dict:
-    kwargs, zoo = build_model_kwargs(load_hyperparams(algo, ENV_ID))
-    algo_class = REINFORCE if algo == "reinforce" else ALGOS[algo]
-    env = make_vec_env(ENV_ID, n_envs=zoo["n_envs"], seed=seed)
-    eval_env = make_vec_env(ENV_ID, n_envs=1, seed=seed + 10_000)
-    model = algo_class(env=env, seed=seed, **kwargs)
-    callback = TimedEvaluation(eval_env, eval_freq, n_eval_episodes)
-    start = time.perf_counter()
-    model.learn(timesteps, callback=callback)
-    train_seconds = time.perf_counter() - start - callback.eval_seconds
-    if not callback.curve or callback.curve[-1][0] != model.num_timesteps:
-        callback.evaluate()
-    first = next((steps for steps, mean in callback.curve if mean >= THRESHOLD), None)
-    return {"fps": model.num_timesteps / train_seconds, "first": first, "final": callback.curve[-1][1]}
+def curve_figures(path: str) -> dict:
+    """fps, first trained evaluation >= THRESHOLD (None if never) and final evaluation of one run's CSV."""
+    curve = read_curve(path)
+    steps, means = curve["timesteps"], curve["mean_return"]
+    hits = np.flatnonzero((means >= THRESHOLD) & (steps > 0))
+    return {
+        "fps": steps[-1] / curve["wall_s"][-1],
+        "first": int(steps[hits[0]]) if len(hits) else None,
+        "final": float(means[-1]),
+    }
 
 
 def main() -> None:
@@ -74,27 +43,38 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--eval-freq", type=int, default=5_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--out", default="runs/cartpole_vs_ppo", help="folder of the per-run evaluation curves")
+    parser.add_argument("--hyperparams", default=None, help="REINFORCE hyperparameter file (default: the packaged one)")
     args = parser.parse_args()
-    # Same threading for every algorithm: small MLPs, and oversubscribed cores make torch 10x slower
-    th.set_num_threads(1)
+    specs = [parse_algo_spec(token) for token in args.algos]
 
-    results: dict[str, list[dict]] = {}
-    # Interleave algorithms seed by seed so that machine noise hits them alike
+    results: dict[str, list[dict]] = {spec.label: [] for spec in specs}
     for seed in range(args.seeds):
-        for algo in args.algos:
-            result = run(algo, seed, args.timesteps, args.eval_freq, args.eval_episodes)
-            results.setdefault(algo, []).append(result)
+        paths = run_comparison(
+            ENV_ID,
+            specs,
+            [seed],
+            args.timesteps,
+            args.out,
+            eval_freq=args.eval_freq,
+            eval_episodes=args.eval_episodes,
+            hyperparams_path=args.hyperparams,
+            progress=False,
+        )
+        for label, (path,) in paths.items():
+            result = curve_figures(path)
+            results[label].append(result)
             first, final = result["first"], result["final"]
-            print(f"{algo:10s} seed {seed}: fps {result['fps']:7.0f}  first>={THRESHOLD} {first}  final {final:.1f}")
+            print(f"{label:10s} seed {seed}: fps {result['fps']:7.0f}  first>={THRESHOLD} {first}  final {final:.1f}")
 
     print(f"\n| algorithm | training fps | median steps to first eval >= {THRESHOLD} | seeds >= {THRESHOLD} at end |")
     print("|---|---|---|---|")
-    for algo, runs in results.items():
+    for label, runs in results.items():
         firsts = [r["first"] for r in runs if r["first"] is not None]
         median = f"{np.median(firsts):,.0f} ({len(firsts)}/{len(runs)} seeds reached)" if firsts else "never"
         at_end = sum(r["final"] >= THRESHOLD for r in runs)
         finals = ", ".join(f"{r['final']:.0f}" for r in runs)
-        print(f"| {algo} | {np.mean([r['fps'] for r in runs]):,.0f} | {median} | {at_end}/{len(runs)} (finals: {finals}) |")
+        print(f"| {label} | {np.mean([r['fps'] for r in runs]):,.0f} | {median} | {at_end}/{len(runs)} (finals: {finals}) |")
     if "reinforce" in results and "ppo" in results:
         ratio = np.mean([r["fps"] for r in results["reinforce"]]) / np.mean([r["fps"] for r in results["ppo"]])
         print(f"fps_ratio_reinforce_vs_ppo={ratio:.2f}")
