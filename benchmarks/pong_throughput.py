@@ -27,19 +27,20 @@ from karpathy_reference import raw_vector_env_throughput, run_reference
 from sb3_reinforce.karpathy import karpathy_pong
 
 
-def reinforce_throughput(n_envs: int, n_steps: int, n_episodes: int, torch_threads: int, seed: int = 0) -> float:
+def reinforce_throughput(n_envs: int, n_steps: int, n_episodes: int | None, torch_threads: int, seed: int = 0) -> float:
     """
     Env steps per second of REINFORCE training with the Karpathy configuration, every cost included.
 
     :param n_envs: number of Pong games
     :param n_steps: env steps to train for (all envs together)
-    :param n_episodes: episodes per update
+    :param n_episodes: episodes per update (None: the zoo entry's)
     :param torch_threads: torch intra-op threads
     :param seed: seed
     :return: env steps per second
     """
     th.set_num_threads(torch_threads)
-    model = karpathy_pong(n_envs=n_envs, seed=seed, n_episodes=n_episodes)
+    overrides = {} if n_episodes is None else {"n_episodes": n_episodes}
+    model = karpathy_pong(n_envs=n_envs, seed=seed, **overrides)
     start = time.perf_counter()
     model.learn(n_steps)
     elapsed = time.perf_counter() - start
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--steps", type=int, default=40_000, help="env steps per measurement (all envs together)")
     parser.add_argument("--reference-steps", type=int, default=10_000, help="env steps of the single-env reference loop")
-    parser.add_argument("--n-episodes", type=int, default=10, help="episodes per update for (c)")
+    parser.add_argument("--n-episodes", type=int, default=None, help="episodes per update for (c) (default: the zoo entry's)")
     parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -61,7 +62,7 @@ def main() -> None:
     print(f"(b) Karpathy numpy loop, 1 env: {reference:,.0f} steps/s", flush=True)
     training = reinforce_throughput(args.n_envs, args.steps, args.n_episodes, args.torch_threads)
     print(
-        f"(c) REINFORCE Karpathy training, {args.n_envs} envs, {args.n_episodes} episodes/update, "
+        f"(c) REINFORCE Karpathy training, {args.n_envs} envs, {args.n_episodes or 'zoo'} episodes/update, "
         f"{args.torch_threads} torch thread(s): {training:,.0f} steps/s",
         flush=True,
     )
