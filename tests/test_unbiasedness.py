@@ -48,7 +48,8 @@ def make_model(return_mode: str, baseline: str | None) -> REINFORCE:
 
 
 def policy_params(model: REINFORCE) -> list[th.Tensor]:
-    return [p for name, p in model.policy.named_parameters() if not name.startswith("value_net")]
+    # the critic (value_net, and mlp_extractor.value_net with hidden layers) is not part of the policy gradient
+    return [p for name, p in model.policy.named_parameters() if "value_net" not in name]
 
 
 def batch_estimates(model: REINFORCE, carried_steps: int, seed: int, apply_importance: bool = True) -> np.ndarray:
