@@ -183,7 +183,7 @@ def plot(csv_path: pathlib.Path, png_path: str) -> None:
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
     left.set_ylabel("reward (points won - points lost)")
-    left.legend(loc="upper left")
+    left.legend(loc="lower right")
     figure.suptitle(f"REINFORCE, Karpathy's Pong agent: {episodes[-1]} episodes in {minutes[-1]:.0f} min")
     figure.tight_layout()
     figure.savefig(png_path, dpi=100)
