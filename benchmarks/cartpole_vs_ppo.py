@@ -15,10 +15,11 @@ REINFORCE / PPO.
 """
 
 import argparse
+import math
 
 import numpy as np
 
-from sb3_reinforce.compare import parse_algo_spec, read_curve, run_comparison
+from sb3_reinforce.compare import parse_algo_spec, read_curve, run_comparison, steps_to_threshold
 
 ENV_ID = "CartPole-v1"
 THRESHOLD = 475
@@ -27,12 +28,11 @@ THRESHOLD = 475
 def curve_figures(path: str) -> dict:
     """fps, first trained evaluation >= THRESHOLD (None if never) and final evaluation of one run's CSV."""
     curve = read_curve(path)
-    steps, means = curve["timesteps"], curve["mean_return"]
-    hits = np.flatnonzero((means >= THRESHOLD) & (steps > 0))
+    first = steps_to_threshold(curve, THRESHOLD)
     return {
-        "fps": steps[-1] / curve["wall_s"][-1],
-        "first": int(steps[hits[0]]) if len(hits) else None,
-        "final": float(means[-1]),
+        "fps": curve["timesteps"][-1] / curve["wall_s"][-1],
+        "first": None if math.isinf(first) else int(first),
+        "final": float(curve["mean_return"][-1]),
     }
 
 

@@ -357,8 +357,11 @@ def interval_estimates(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> d
 
 
 def steps_to_threshold(curve: dict[str, np.ndarray], threshold: float) -> float:
-    """First evaluated env step with mean return >= threshold (inf if never)."""
-    hits = np.flatnonzero(curve["mean_return"] >= threshold)
+    """
+    First evaluated env step with mean return >= threshold (inf if never). The evaluation of the untrained policy
+    (step 0) does not count: a lucky initialization is not learning.
+    """
+    hits = np.flatnonzero((curve["mean_return"] >= threshold) & (curve["timesteps"] > 0))
     return float(curve["timesteps"][hits[0]]) if len(hits) else math.inf
 
 

@@ -126,3 +126,11 @@ def test_interval_estimates_use_rliable_and_are_reproducible():
     assert (low, high) == pytest.approx((cis["x"][0, 0], cis["x"][1, 0]))
     # A constant score has a zero-width interval
     assert interval_estimates(np.full(3, 500.0))["mean"] == (500.0, 500.0, 500.0)
+
+
+def test_steps_to_threshold_ignores_the_untrained_policy():
+    from sb3_reinforce.compare import steps_to_threshold
+
+    curve = {"timesteps": np.array([0.0, 5000.0, 10000.0, 15000.0]), "mean_return": np.array([500.0, 80.0, 480.0, 500.0])}
+    assert steps_to_threshold(curve, 475) == 10000
+    assert steps_to_threshold(curve, 501) == float("inf")
