@@ -10,7 +10,7 @@ The last line printed is ``ratio_vs_reference=<c/b> ratio_vs_limit=<c/a>``.
 
 .. code-block:: bash
 
-    python benchmarks/pong_throughput.py --n-envs 8 --steps 40000
+    python benchmarks/pong_throughput.py --n-envs 16 --steps 48000
 """
 
 import argparse
@@ -49,8 +49,8 @@ def reinforce_throughput(n_envs: int, n_steps: int, n_episodes: int | None, torc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-envs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=40_000, help="env steps per measurement (all envs together)")
+    parser.add_argument("--n-envs", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=48_000, help="env steps per measurement (all envs together)")
     parser.add_argument("--reference-steps", type=int, default=10_000, help="env steps of the single-env reference loop")
     parser.add_argument("--n-episodes", type=int, default=None, help="episodes per update for (c) (default: the zoo entry's)")
     parser.add_argument("--torch-threads", type=int, default=1)

@@ -28,6 +28,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.safety import atomic_write
+from sb3_reinforce.envs import KARPATHY_PONG_ID
+from sb3_reinforce.hyperparams import load_hyperparams
 from sb3_reinforce.karpathy import karpathy_pong
 from sb3_reinforce.pong import make_pong_vec_env
 from sb3_reinforce.wrappers import make_karpathy_pong_env
@@ -193,7 +195,7 @@ def plot(csv_path: pathlib.Path, png_path: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", default="runs/pong_karpathy", help="folder of latest.zip and episodes.csv")
-    parser.add_argument("--n-envs", type=int, default=8, help="Pong games played in parallel")
+    parser.add_argument("--n-envs", type=int, default=None, help="Pong games played in parallel (default: the zoo entry's)")
     parser.add_argument("--n-episodes", type=int, default=None, help="episodes per update (default: the zoo entry's)")
     parser.add_argument("--learning-rate", type=float, default=None, help="RMSprop learning rate (default: the zoo entry's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -234,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
         if not checkpoint.exists() or not (run_dir / PROGRESS_FILE).exists():
             sys.exit(f"--resume: no checkpoint at {checkpoint} (with its {PROGRESS_FILE})")
         episode, running_reward, wall_offset = read_progress(run_dir)
-        model = REINFORCE.load(checkpoint, env=make_pong_vec_env(n_envs=args.n_envs, seed=args.seed + episode), device="cpu")
+        n_envs = args.n_envs if args.n_envs is not None else load_hyperparams("reinforce", KARPATHY_PONG_ID)["n_envs"]
+        model = REINFORCE.load(checkpoint, env=make_pong_vec_env(n_envs=n_envs, seed=args.seed + episode), device="cpu")
         print(f"resumed from {checkpoint}: {model.num_timesteps} steps, episode {episode}, running reward {running_reward}")
     else:
         model = karpathy_pong(n_envs=args.n_envs, seed=args.seed, **overrides)
