@@ -4,9 +4,10 @@ budget, same seeds, same evaluation.
 
 For every algorithm x seed, ``python -m sb3_reinforce.zoo train --algo ALGO --env ENV --seed S`` (rl_zoo3's own
 training, the zoo entry's ``n_timesteps`` unless ``--n-timesteps`` is given) in a separate process, then
-``--eval-episodes`` episodes on a fresh test env seeded ``1000 + S`` built like ``enjoy`` builds it (saved
-VecNormalize statistics included), with the deterministic (argmax/mean) and the stochastic policy. Prints one
-markdown row per algorithm: mean +- std over the seeds of the per-seed mean returns. Finished runs are reused.
+``--eval-episodes`` episodes on a fresh test env built like ``enjoy`` builds it (saved VecNormalize statistics
+included; created with seed ``1000 + S``, but SB3's ``load(..., env=env)`` reseeds it with the run's seed
+``S``), with the deterministic (argmax/mean) and the stochastic policy. Prints one markdown row per algorithm:
+mean +- std over the seeds of the per-seed mean returns. Finished runs are reused.
 
     python benchmarks/zoo_entries.py --env LunarLander-v3 --algos reinforce ppo --seeds 1 2 3 --n-timesteps 1000000
 """
@@ -43,7 +44,10 @@ def train(algo: str, env_id: str, seed: int, n_timesteps: int | None, log_folder
 
 
 def evaluate(algo: str, env_id: str, seed: int, folder: Path, n_episodes: int) -> tuple[float, float]:
-    """Mean return of ``n_episodes`` deterministic and stochastic episodes on a test env seeded ``1000 + seed``."""
+    """
+    Mean return of ``n_episodes`` deterministic and stochastic episodes on a fresh test env (``load`` with the env
+    reseeds it with the run's seed, as SB3 does).
+    """
     import torch as th
     from rl_zoo3 import ALGOS
     from rl_zoo3.utils import create_test_env
