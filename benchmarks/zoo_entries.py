@@ -5,8 +5,8 @@ budget, same seeds, same evaluation.
 For every algorithm x seed, ``python -m sb3_reinforce.zoo train --algo ALGO --env ENV --seed S`` (rl_zoo3's own
 training, the zoo entry's ``n_timesteps`` unless ``--n-timesteps`` is given) in a separate process, then
 ``--eval-episodes`` episodes on a fresh test env built like ``enjoy`` builds it (saved VecNormalize statistics
-included; created with seed ``1000 + S``, but SB3's ``load(..., env=env)`` reseeds it with the run's seed
-``S``), with the deterministic (argmax/mean) and the stochastic policy. Prints one markdown row per algorithm:
+included) and seeded ``1000 + S``, so that evaluation episodes are never the training seed's, with the
+deterministic (argmax/mean) and the stochastic policy. Prints one markdown row per algorithm:
 mean +- std over the seeds of the per-seed mean returns. Finished runs are reused.
 
     python benchmarks/zoo_entries.py --env LunarLander-v3 --algos reinforce ppo --seeds 1 2 3 --n-timesteps 1000000
@@ -45,8 +45,7 @@ def train(algo: str, env_id: str, seed: int, n_timesteps: int | None, log_folder
 
 def evaluate(algo: str, env_id: str, seed: int, folder: Path, n_episodes: int) -> tuple[float, float]:
     """
-    Mean return of ``n_episodes`` deterministic and stochastic episodes on a fresh test env (``load`` with the env
-    reseeds it with the run's seed, as SB3 does).
+    Mean return of ``n_episodes`` deterministic and stochastic episodes on a fresh test env seeded ``1000 + seed``.
     """
     import torch as th
     from rl_zoo3 import ALGOS
@@ -64,7 +63,8 @@ def evaluate(algo: str, env_id: str, seed: int, folder: Path, n_episodes: int) -
         env = create_test_env(
             env_id, n_envs=1, stats_path=stats_path, seed=1000 + seed, should_render=False, hyperparams=dict(hyperparams)
         )
-        model = ALGOS[algo].load(folder / f"{name}.zip", env=env, device="cpu")
+        # Loaded without the env: load(..., env=env) would reseed it with the training seed (set_random_seed)
+        model = ALGOS[algo].load(folder / f"{name}.zip", device="cpu")
         mean, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=deterministic)
         env.close()
         results.append(float(mean))
