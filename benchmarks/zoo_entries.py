@@ -7,7 +7,8 @@ training, the zoo entry's ``n_timesteps`` unless ``--n-timesteps`` is given) in 
 ``--eval-episodes`` episodes on a fresh test env built like ``enjoy`` builds it (saved VecNormalize statistics
 included) and seeded ``1000 + S``, so that evaluation episodes are never the training seed's, with the
 deterministic (argmax/mean) and the stochastic policy. Prints one markdown row per algorithm:
-mean +- std over the seeds of the per-seed mean returns. Finished runs are reused.
+mean +- std over the seeds of the per-seed mean returns. Finished runs are reused. ``--conf-file`` trains
+REINFORCE from another hyperparameter file (a tuning candidate) with the same protocol.
 
     python benchmarks/zoo_entries.py --env LunarLander-v3 --algos reinforce ppo --seeds 1 2 3 --n-timesteps 1000000
 """
@@ -26,7 +27,7 @@ def run_dir(log_folder: Path, algo: str, env_id: str, seed: int) -> Path:
     return log_folder / f"seed{seed}" / algo / f"{env_id.replace('/', '-')}_1"
 
 
-def train(algo: str, env_id: str, seed: int, n_timesteps: int | None, log_folder: Path) -> Path:
+def train(algo: str, env_id: str, seed: int, n_timesteps: int | None, log_folder: Path, conf_file: str | None) -> Path:
     """Train one run with the zoo (skipped when its model exists); return its folder."""
     folder = run_dir(log_folder, algo, env_id, seed)
     model_path = folder / f"{env_id.replace('/', '-')}.zip"
@@ -36,6 +37,8 @@ def train(algo: str, env_id: str, seed: int, n_timesteps: int | None, log_folder
     command += ["-f", str(log_folder / f"seed{seed}"), "--eval-freq", "-1", "--num-threads", "1", "--log-interval", "-1"]
     if n_timesteps is not None:
         command += ["-n", str(n_timesteps)]
+    if conf_file is not None and algo == "reinforce":
+        command += ["--conf-file", conf_file]
     log = folder.parent / f"{env_id.replace('/', '-')}_train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as file:
@@ -71,9 +74,9 @@ def evaluate(algo: str, env_id: str, seed: int, folder: Path, n_episodes: int) -
     return results[0], results[1]
 
 
-def one_run(args: tuple[str, str, int, int | None, Path, int]) -> tuple[str, int, float, float]:
-    algo, env_id, seed, n_timesteps, log_folder, n_episodes = args
-    folder = train(algo, env_id, seed, n_timesteps, log_folder)
+def one_run(args: tuple[str, str, int, int | None, Path, int, str | None]) -> tuple[str, int, float, float]:
+    algo, env_id, seed, n_timesteps, log_folder, n_episodes, conf_file = args
+    folder = train(algo, env_id, seed, n_timesteps, log_folder, conf_file)
     deterministic, stochastic = evaluate(algo, env_id, seed, folder, n_episodes)
     return algo, seed, deterministic, stochastic
 
@@ -87,10 +90,15 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--n-jobs", type=int, default=1, help="runs trained in parallel")
     parser.add_argument("--log-folder", default="runs/zoo_entries")
+    parser.add_argument("--conf-file", default=None, help="REINFORCE hyperparameter file (default: the zoo's reinforce.yml)")
     args = parser.parse_args()
     log_folder = Path(args.log_folder) / args.env.replace("/", "-")
     os.makedirs(log_folder, exist_ok=True)
-    jobs = [(a, args.env, s, args.n_timesteps, log_folder, args.eval_episodes) for s in args.seeds for a in args.algos]
+    jobs = [
+        (algo, args.env, seed, args.n_timesteps, log_folder, args.eval_episodes, args.conf_file)
+        for seed in args.seeds
+        for algo in args.algos
+    ]
     with ProcessPoolExecutor(args.n_jobs) as pool:
         runs = list(pool.map(one_run, jobs))
     for algo, seed, deterministic, stochastic in runs:
