@@ -55,7 +55,7 @@ def evaluate(algo: str, env_id: str, seed: int, folder: Path, n_episodes: int) -
     from rl_zoo3.utils import create_test_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    from sb3_reinforce.zoo import register_reinforce, safe_get_saved_hyperparams
+    from sb3_reinforce.zoo import register_reinforce, safe_get_saved_hyperparams, zoo_patches
 
     th.set_num_threads(1)
     register_reinforce()
@@ -63,9 +63,11 @@ def evaluate(algo: str, env_id: str, seed: int, folder: Path, n_episodes: int) -
     hyperparams, stats_path = safe_get_saved_hyperparams(str(folder / name), test_mode=True)
     results = []
     for deterministic in (True, False):
-        env = create_test_env(
-            env_id, n_envs=1, stats_path=stats_path, seed=1000 + seed, should_render=False, hyperparams=dict(hyperparams)
-        )
+        # zoo_patches: the saved vecnormalize.pkl is unpickled as enjoy does, running none of its code
+        with zoo_patches():
+            env = create_test_env(
+                env_id, n_envs=1, stats_path=stats_path, seed=1000 + seed, should_render=False, hyperparams=dict(hyperparams)
+            )
         # Loaded without the env: load(..., env=env) would reseed it with the training seed (set_random_seed)
         model = ALGOS[algo].load(folder / f"{name}.zip", device="cpu")
         mean, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=deterministic)

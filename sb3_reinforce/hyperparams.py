@@ -1,33 +1,46 @@
 """
 Safe loading and validation of rl-zoo hyperparameter files.
 
-rl_zoo3 turns strings such as ``"dict(net_arch=[64], activation_fn=nn.ReLU)"`` into objects with ``eval`` and
-reads saved configs with ``yaml.UnsafeLoader``. Everything here uses ``yaml.SafeLoader`` and a small literal
-parser instead: numbers, strings, booleans, ``None``, lists, tuples, dicts, ``dict(key=value, ...)`` and a fixed
-table of names (activation functions, optimizers, a few SB3 classes). Dotted import paths (``env_wrapper``,
-``callback``, ``policy``) are only accepted from trusted packages (see :data:`TRUSTED_MODULE_PREFIXES`).
+rl_zoo3 turns strings such as ``"dict(net_arch=[64], activation_fn=nn.ReLU)"`` into objects with ``eval``,
+reads saved configs with ``yaml.UnsafeLoader`` and imports and calls any dotted name a file gives as
+``env_wrapper``, ``callback``, ``policy``... Here YAML is read with a bounded ``yaml.SafeLoader`` (size, depth,
+aliases, duplicate keys: :func:`load_yaml`) and such strings with a small literal parser: numbers, strings,
+booleans, ``None``, lists, tuples, dicts, ``dict(key=value, ...)`` and a fixed table of names (activation
+functions, optimizers, a few SB3 classes). Every name a file can make the program call is imported only from a
+trusted package and must then be a class of the expected kind, with plain-data arguments
+(:func:`check_hyperparams_code`); ``trust_code=True`` (the zoo's ``--trust-code``) is the explicit opt-out.
 """
 
 import ast
+import contextlib
+import contextvars
 import copy
 import difflib
+import importlib
 import math
 import numbers
 import os
 import re
-from collections.abc import Mapping
+import stat
+import types
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 __all__ = [
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_BYTES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
     "REINFORCE_KEYS",
     "TRUSTED_MODULE_PREFIXES",
     "ZOO_KEYS",
     "HyperparamsError",
     "ZooSafeLoader",
     "build_model_kwargs",
+    "check_hyperparams_code",
     "check_trusted_name",
     "default_hyperparams_path",
     "format_python_literal",
@@ -35,8 +48,11 @@ __all__ = [
     "load_hyperparams_file",
     "load_yaml",
     "parse_python_literal",
+    "parse_yaml",
     "select_env_entry",
     "to_yaml_data",
+    "trusted_code",
+    "validate_hyperparams_content",
     "validate_hyperparams_file",
     "validate_reinforce_hyperparams",
 ]
@@ -108,8 +124,10 @@ _NORMALIZE_KWARGS = ("norm_obs", "norm_reward", "norm_obs_keys", "clip_obs", "cl
 _POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
 
 #: Module prefixes from which ``env_wrapper``, ``vec_env_wrapper``, ``callback``, ``policy`` and
-#: ``rollout_buffer_class`` may import a class. Extend with the ``SB3_REINFORCE_TRUSTED_MODULES`` environment
-#: variable (comma-separated prefixes, e.g. ``my_envs.,my_lab.wrappers.``).
+#: ``rollout_buffer_class`` may import a class: a first filter only, the imported object must then be a class of
+#: the expected kind (:func:`check_hyperparams_code`). Extend with the ``SB3_REINFORCE_TRUSTED_MODULES`` environment
+#: variable (comma-separated package or module prefixes, e.g. ``my_envs,my_lab.wrappers``; a dot is added to each
+#: that lacks one): names under them are imported, and type-checked all the same.
 TRUSTED_MODULE_PREFIXES: tuple[str, ...] = (
     "sb3_reinforce.",
     "stable_baselines3.",
@@ -141,13 +159,100 @@ class HyperparamsError(ValueError):
 # YAML
 # ---------------------------------------------------------------------------------------------------------------------
 
+#: Largest YAML file :func:`load_yaml` reads (1 MiB; rl_zoo3's largest hyperparameter file is about 30 KiB).
+MAX_YAML_BYTES: int = 1 << 20
+#: Deepest nesting of YAML lists/mappings, aliases expanded (rl_zoo3's files nest 4 levels).
+MAX_YAML_DEPTH: int = 50
+#: Most alias references (``*name``) in one document (rl_zoo3's files use at most 19).
+MAX_YAML_ALIASES: int = 1000
+#: Most nodes of one document once every alias is expanded ("billion laughs"; rl_zoo3's files have 1300 at most).
+MAX_YAML_NODES: int = 100_000
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _YamlLimitError(yaml.composer.ComposerError):
+    """A document over one of the limits above (or with a duplicate key): reported as such, not as a syntax error."""
+
 
 class ZooSafeLoader(yaml.SafeLoader):
     """
     ``yaml.SafeLoader`` that also reads the one Python tag stock rl_zoo3 writes in ``config.yml``
     (``!!python/object/apply:collections.OrderedDict``), as a plain dict. Any other ``!!python/...`` tag is
-    rejected, as by ``yaml.safe_load``.
+    rejected, as by ``yaml.safe_load``. Hostile documents fail fast while being composed, before any object is
+    built: more than :data:`MAX_YAML_ALIASES` alias references, more than :data:`MAX_YAML_NODES` nodes once
+    aliases are expanded, lists/mappings nested deeper than :data:`MAX_YAML_DEPTH` (aliases expanded),
+    recursive aliases, and duplicate mapping keys (YAML would silently keep the last one) are errors.
+
+    :param stream: the YAML text (``str``, ``bytes`` or a file)
     """
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._zoo_depth = 0
+        self._zoo_aliases = 0
+        # id(node) -> (node, expanded size, expanded depth); the node is kept so that its id is not reused
+        self._zoo_sizes: dict[int, tuple[yaml.Node, int, int]] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            self._zoo_aliases += 1
+            if self._zoo_aliases > MAX_YAML_ALIASES:
+                raise _YamlLimitError(None, None, f"more than {MAX_YAML_ALIASES} alias references (*name)", mark)
+            node = super().compose_node(parent, index)
+            if id(node) not in self._zoo_sizes:
+                raise _YamlLimitError(None, None, "recursive alias: it refers to a collection that contains it", mark)
+            return node
+        self._zoo_depth += 1
+        try:
+            # Composing recurses once per level: stop before Python's recursion limit does
+            if self._zoo_depth > MAX_YAML_DEPTH + 1:
+                mark = self.peek_event().start_mark
+                raise _YamlLimitError(None, None, f"lists/mappings nested deeper than {MAX_YAML_DEPTH} levels", mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._zoo_depth -= 1
+        self._record_size(node)
+        if isinstance(node, yaml.MappingNode):
+            self._check_duplicate_keys(node)
+        return node
+
+    def _record_size(self, node: yaml.Node) -> None:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            self._zoo_sizes[id(node)] = (node, 1, 0)
+            return
+        # Children (aliases included) were composed before their parent: their expanded sizes are known
+        sizes = [self._zoo_sizes[id(child)] for child in children]
+        size = 1 + sum(item[1] for item in sizes)
+        depth = 1 + max((item[2] for item in sizes), default=0)
+        if size > MAX_YAML_NODES:
+            raise _YamlLimitError(
+                None, None, f"more than {MAX_YAML_NODES} nodes once aliases are expanded (alias bomb?)", node.start_mark
+            )
+        if depth > MAX_YAML_DEPTH:
+            raise _YamlLimitError(
+                None, None, f"lists/mappings nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded)", node.start_mark
+            )
+        self._zoo_sizes[id(node)] = (node, size, depth)
+
+    def _check_duplicate_keys(self, node: yaml.MappingNode) -> None:
+        # Checked on the composed node, before merge keys (<<) are flattened: a key overriding a merged one is fine
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _YamlLimitError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key]}, again at line {line})", key_node.start_mark
+                )
+            seen[key] = line
 
 
 def _construct_ordered_dict(loader: ZooSafeLoader, node: yaml.Node) -> dict[Any, Any]:
@@ -158,6 +263,8 @@ def _construct_ordered_dict(loader: ZooSafeLoader, node: yaml.Node) -> dict[Any,
     for pair in pairs:
         if not isinstance(pair, list) or len(pair) != 2:
             raise yaml.constructor.ConstructorError(None, None, "OrderedDict items must be [key, value]", node.start_mark)
+        if pair[0] in result:
+            raise _YamlLimitError(None, None, f"duplicate key {pair[0]!r} in an OrderedDict", node.start_mark)
         result[pair[0]] = pair[1]
     return result
 
@@ -165,18 +272,72 @@ def _construct_ordered_dict(loader: ZooSafeLoader, node: yaml.Node) -> dict[Any,
 ZooSafeLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _construct_ordered_dict)
 
 
+def _yaml_error_message(error: yaml.YAMLError, where: str) -> str:
+    if not isinstance(error, yaml.MarkedYAMLError):
+        # ReaderError: bytes that are not text (invalid UTF-8, control characters)
+        return f"Cannot load {where}: not YAML text: {error}"
+    mark = error.problem_mark or error.context_mark
+    position = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+    problem = error.problem or error.context or "invalid YAML"
+    if isinstance(error, yaml.constructor.ConstructorError) and "tag:yaml.org,2002:python/" in problem:
+        tag = problem.split("tag:yaml.org,2002:", 1)[1].split("'", 1)[0]
+        return (
+            f"Cannot load {where} safely: Python tag '!!{tag}' at {position} is refused "
+            "(only plain YAML is accepted, no Python tags: nothing in a file is executed)"
+        )
+    if isinstance(error, _YamlLimitError):
+        return f"Cannot load {where}: {problem} at {position}"
+    if isinstance(error, yaml.constructor.ConstructorError):
+        return f"Cannot load {where}: {problem} at {position} (only plain YAML is accepted)"
+    context = f" ({error.context})" if error.context and error.problem else ""
+    return f"Cannot load {where}: YAML syntax error at {position}: {problem}{context}"
+
+
+def parse_yaml(text: str | bytes, where: str = "<string>") -> Any:
+    """
+    Parse YAML text without executing anything, with the limits of :class:`ZooSafeLoader`.
+
+    :param text: the document
+    :param where: names the document in error messages (e.g. its path)
+    :return: its content (plain dicts, lists, strings, numbers, booleans, None)
+    """
+    try:
+        return yaml.load(text, Loader=ZooSafeLoader)
+    except yaml.YAMLError as error:
+        raise HyperparamsError(_yaml_error_message(error, where)) from error
+
+
 def load_yaml(path: str | os.PathLike[str]) -> Any:
     """
-    Read a YAML file without executing anything: ``!!python/object``, ``!!python/name`` etc. are refused.
+    Read a YAML file without executing anything: ``!!python/object``, ``!!python/name`` etc. are refused. A path
+    that does not exist, is a directory or not a regular file (a FIFO would block), a file over
+    :data:`MAX_YAML_BYTES` (1 MiB), a YAML syntax error (reported with its line and column), a duplicate key, an
+    alias bomb or nesting deeper than :data:`MAX_YAML_DEPTH` raise :class:`HyperparamsError` naming the path.
 
     :param path: the YAML file
     :return: its content (plain dicts, lists, strings, numbers, booleans, None)
     """
     try:
-        with open(path) as file:
-            return yaml.load(file, Loader=ZooSafeLoader)
-    except yaml.YAMLError as error:
-        raise HyperparamsError(f"Cannot load {path} safely (only plain YAML is accepted, no Python tags): {error}") from error
+        info = os.stat(path)
+    except FileNotFoundError as error:
+        raise HyperparamsError(f"Cannot load {path}: no such file") from error
+    except OSError as error:
+        raise HyperparamsError(f"Cannot load {path}: {error.strerror or error}") from error
+    if stat.S_ISDIR(info.st_mode):
+        raise HyperparamsError(f"Cannot load {path}: it is a directory, not a YAML file")
+    if not stat.S_ISREG(info.st_mode):
+        raise HyperparamsError(f"Cannot load {path}: not a regular file")
+    too_large = f"Cannot load {path}: larger than {MAX_YAML_BYTES} bytes (1 MiB), the limit for a YAML file"
+    if info.st_size > MAX_YAML_BYTES:
+        raise HyperparamsError(too_large)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_YAML_BYTES + 1)
+    except OSError as error:
+        raise HyperparamsError(f"Cannot load {path}: {error.strerror or error}") from error
+    if len(data) > MAX_YAML_BYTES:
+        raise HyperparamsError(too_large)
+    return parse_yaml(data, where=str(path))
 
 
 def to_yaml_data(value: Any) -> Any:
@@ -366,23 +527,278 @@ def format_python_literal(value: Any) -> str:
     raise HyperparamsError(f"{value!r} cannot be written as a safe literal (unknown object)")
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# What a file may make the program call
+# ---------------------------------------------------------------------------------------------------------------------
+
+# Modules of trusted packages that run a script when imported: a name in a file never imports them
+_SCRIPT_MODULES = ("rl_zoo3.benchmark",)
+
+# Set by trusted_code() (the zoo's --trust-code): honoured by every check, also when called from other modules
+_TRUST_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("sb3_reinforce_trust_code", default=False)
+
+# Strings that the zoo (and rl_zoo3) parse into objects, with the literal parser
+_LITERAL_KEYS = (
+    "policy_kwargs",
+    "normalize",
+    "normalize_kwargs",
+    "env_kwargs",
+    "monitor_kwargs",
+    "replay_buffer_class",
+    "replay_buffer_kwargs",
+    "rollout_buffer_kwargs",
+)
+
+_TRUST_HINT = (
+    "a file may only name classes of the expected kind (from trusted packages, see TRUSTED_MODULE_PREFIXES and "
+    "SB3_REINFORCE_TRUSTED_MODULES) with plain-data arguments; --trust-code (trust_code=True) lifts this check"
+)
+
+
+@contextlib.contextmanager
+def trusted_code(enabled: bool = True) -> Iterator[None]:
+    """
+    Within the block, :func:`check_hyperparams_code` (and every loader calling it, in any module) runs as with
+    ``trust_code=enabled``. The zoo's ``--trust-code`` flag opens this block around its command.
+
+    :param enabled: trust the code named by hyperparameter files
+    """
+    token = _TRUST_CODE.set(enabled)
+    try:
+        yield
+    finally:
+        _TRUST_CODE.reset(token)
+
+
+def _trusting(trust_code: bool) -> bool:
+    return bool(trust_code) or _TRUST_CODE.get()
+
+
+def _trusted_prefixes() -> tuple[str, ...]:
+    extra = [prefix.strip() for prefix in os.environ.get("SB3_REINFORCE_TRUSTED_MODULES", "").split(",") if prefix.strip()]
+    # "my_envs" trusts the package my_envs, not also my_envs_evil
+    return TRUSTED_MODULE_PREFIXES + tuple(prefix if prefix.endswith(".") else prefix + "." for prefix in extra)
+
+
 def check_trusted_name(name: str) -> None:
     """
-    Check that a dotted import path (``env_wrapper``, ``callback``, ...) comes from a trusted package.
+    Check that a dotted import path (``env_wrapper``, ``callback``, ...) is in a trusted package: the first filter
+    of :func:`check_hyperparams_code` (which then imports the name and checks its type), not a check on its own.
 
     :param name: e.g. ``"stable_baselines3.common.atari_wrappers.AtariWrapper"``
     """
     if not isinstance(name, str) or not _DOTTED_NAME.match(name):
         raise HyperparamsError(f"{name!r} is not a dotted import path like 'package.module.ClassName'")
-    extra = tuple(
-        prefix.strip() for prefix in os.environ.get("SB3_REINFORCE_TRUSTED_MODULES", "").split(",") if prefix.strip()
-    )
-    prefixes = TRUSTED_MODULE_PREFIXES + extra
+    prefixes = _trusted_prefixes()
     if not name.startswith(prefixes):
         raise HyperparamsError(
             f"{name!r} is not from a trusted package (allowed prefixes: {', '.join(prefixes)}; "
             "add more with the SB3_REINFORCE_TRUSTED_MODULES environment variable)"
         )
+
+
+def _import_object(name: str) -> Any:
+    module_name, _, attribute = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # a missing module, or a trusted module whose own dependencies are missing
+        raise HyperparamsError(f"cannot import {module_name!r} (for {name!r}): {type(error).__name__}: {error}") from error
+    try:
+        return getattr(module, attribute)
+    except AttributeError as error:
+        raise HyperparamsError(f"{name!r}: module {module_name!r} has no attribute {attribute!r}") from error
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, type):
+        return f"the class {obj.__module__}.{obj.__qualname__}"
+    if isinstance(obj, types.ModuleType):
+        return f"the module {obj.__name__}"
+    if callable(obj):
+        name = getattr(obj, "__qualname__", getattr(obj, "__name__", type(obj).__name__))
+        return f"the {type(obj).__name__} {getattr(obj, '__module__', None) or '?'}.{name}"
+    return f"a {type(obj).__name__} object"
+
+
+def _short_repr(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _class_problem(value: Any, base: type, trust_code: bool) -> str | None:
+    """None when ``value`` (a dotted import path or a class) is a subclass of ``base``, else what is wrong."""
+    label = _short_repr(value)
+    if isinstance(value, str):
+        if not _DOTTED_NAME.match(value):
+            return f"{label} is not a dotted import path like 'package.module.ClassName'"
+        if not trust_code:
+            # Nothing outside a trusted package is imported, not even to check its type
+            try:
+                check_trusted_name(value)
+            except HyperparamsError as error:
+                return str(error)
+            module_name = value.rpartition(".")[0]
+            if module_name in _SCRIPT_MODULES or "__main__" in value.split("."):
+                return f"{label}: the module {module_name} runs a script when imported"
+        try:
+            obj = _import_object(value)
+        except HyperparamsError as error:
+            return str(error)
+    else:
+        obj = value
+    if trust_code or (isinstance(obj, type) and issubclass(obj, base)):
+        return None
+    return f"{label} is {_describe(obj)}, not a subclass of {base.__module__}.{base.__qualname__}"
+
+
+def _plain_data_problem(value: Any, label: str) -> str | None:
+    """None when ``value`` is plain data (None, booleans, numbers, strings, lists/tuples/dicts of those)."""
+    stack = [(value, 0)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES or depth > MAX_YAML_DEPTH:
+            return f"{label}: more than {MAX_YAML_NODES} values or nested deeper than {MAX_YAML_DEPTH} levels"
+        if item is None or isinstance(item, (bool, int, float, str)):
+            continue
+        if isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, (str, int)):
+                    return f"{label}: dict keys must be strings or ints, not {_describe(key)}"
+                stack.append((child, depth + 1))
+        else:
+            return (
+                f"{label} holds {_describe(item)}: only plain data is accepted "
+                "(null, booleans, numbers, strings, lists and dicts of those)"
+            )
+    return None
+
+
+def _import_list_problems(value: Any, base: type, trust_code: bool) -> list[str]:
+    """``env_wrapper``/``vec_env_wrapper``/``callback``: a name, ``{name: kwargs}`` or a list of those."""
+    problems = []
+    for item in value if isinstance(value, list) else [value]:
+        kwargs: Any = None
+        if isinstance(item, Mapping):
+            if len(item) != 1:
+                problems.append("expected 'package.Class' or {'package.Class': {kwargs}} (check the indentation)")
+                continue
+            ((item, kwargs),) = item.items()
+            if not isinstance(kwargs, Mapping):
+                problems.append(f"the keyword arguments of {_short_repr(item)} must be a dict")
+                continue
+        problem = _class_problem(item, base, trust_code)
+        if problem is None and kwargs is not None and not trust_code:
+            problem = _plain_data_problem(kwargs, f"the keyword arguments of {_short_repr(item)}")
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _policy_kwargs_problems(kwargs: Any) -> list[str]:
+    import torch as th
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    if not isinstance(kwargs, Mapping):
+        return ["expected a dict or a 'dict(...)' string"]
+    # The only policy_kwargs SB3 calls; all others must be plain data
+    classes = {
+        "activation_fn": (th.nn.Module, "a torch.nn.Module subclass (activation) such as nn.ReLU or nn.Tanh"),
+        "optimizer_class": (th.optim.Optimizer, "a torch.optim.Optimizer subclass such as th.optim.Adam or th.optim.RMSprop"),
+        "features_extractor_class": (
+            BaseFeaturesExtractor,
+            "a BaseFeaturesExtractor subclass such as NatureCNN, FlattenExtractor or CombinedExtractor",
+        ),
+    }
+    problems = []
+    for key, item in kwargs.items():
+        if key in classes:
+            base, expected = classes[key]
+            if not (isinstance(item, type) and issubclass(item, base)):
+                problems.append(f"{key}={_short_repr(item)}: expected {expected}")
+        else:
+            problem = _plain_data_problem(item, f"{key}={_short_repr(item)}")
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _code_problems(hyperparams: Mapping[str, Any], trust_code: bool) -> list[tuple[str, str]]:
+    """``(key, problem)`` for every value of an entry that could make the program call something unchecked."""
+    import gymnasium as gym
+    from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.policies import BasePolicy
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    imported = {"env_wrapper": gym.Wrapper, "vec_env_wrapper": VecEnvWrapper, "callback": BaseCallback}
+    problems: list[tuple[str, str]] = []
+    for key, value in hyperparams.items():
+        found: list[str] = []
+        if key in imported:
+            found = [] if value is None else _import_list_problems(value, imported[key], trust_code)
+        elif key == "policy":
+            # Short names (MlpPolicy, MlpLstmPolicy...) are looked up in the algorithm's own table
+            if not (isinstance(value, str) and "." not in value):
+                found = [problem] if (problem := _class_problem(value, BasePolicy, trust_code)) else []
+        elif key == "rollout_buffer_class":
+            if value is not None:
+                found = [problem] if (problem := _class_problem(value, BaseBuffer, trust_code)) else []
+        elif key in _LITERAL_KEYS:
+            parsed, error = _literal_value(value)
+            if error:
+                found = [error]
+            elif trust_code or parsed is None:
+                found = []
+            elif key == "policy_kwargs":
+                found = _policy_kwargs_problems(parsed)
+            elif key == "replay_buffer_class":
+                found = [problem] if (problem := _class_problem(parsed, ReplayBuffer, trust_code)) else []
+            else:
+                found = [problem] if (problem := _plain_data_problem(parsed, key)) else []
+        elif not trust_code:
+            # Any other value goes to the algorithm's constructor: data only
+            found = [problem] if (problem := _plain_data_problem(value, key)) else []
+        problems.extend((key, text) for text in found)
+    return problems
+
+
+def _problem_lines(hyperparams: Mapping[str, Any], problems: list[tuple[str, str]]) -> str:
+    return "\n".join(f"  - {key}: {_short_repr(hyperparams.get(key))} is not allowed: {text}" for key, text in problems)
+
+
+def check_hyperparams_code(hyperparams: Mapping[str, Any], where: str = "the given entry", trust_code: bool = False) -> None:
+    """
+    Check every name an entry (of any algorithm) can make the program import and call, after importing it: each
+    ``env_wrapper`` must be a ``gymnasium.Wrapper`` subclass, each ``vec_env_wrapper`` a ``VecEnvWrapper``
+    subclass, each ``callback`` a ``BaseCallback`` subclass, a dotted ``policy`` a ``BasePolicy`` subclass,
+    ``rollout_buffer_class`` a ``BaseBuffer`` subclass, ``replay_buffer_class`` a ``ReplayBuffer`` subclass and,
+    in ``policy_kwargs``, ``activation_fn`` an ``nn.Module`` subclass, ``optimizer_class`` a
+    ``torch.optim.Optimizer`` subclass and ``features_extractor_class`` a ``BaseFeaturesExtractor`` subclass.
+    Every argument (wrapper and callback keyword arguments, the other ``policy_kwargs``, ``env_kwargs``, ...,
+    every other value) must be plain data: None, booleans, numbers, strings, lists and dicts of those.
+
+    Dotted names are only imported from trusted packages (:data:`TRUSTED_MODULE_PREFIXES`, extended with the
+    ``SB3_REINFORCE_TRUSTED_MODULES`` environment variable, comma-separated prefixes such as ``my_envs.``; names
+    under such a prefix are still type-checked). ``trust_code=True`` (or :func:`trusted_code`, the zoo's
+    ``--trust-code``) imports any name and skips the type and plain-data checks: the file may then run any code.
+
+    This is the check ``validate``, ``train``, ``enjoy``, ``export-best`` and the comparison tool run (through
+    :func:`validate_reinforce_hyperparams`, :func:`load_hyperparams` and :func:`build_model_kwargs`).
+
+    :param hyperparams: one entry (raw: ``"dict(...)"`` strings allowed)
+    :param where: names the entry in the message (e.g. ``"ppo.yml [CartPole-v1]"``)
+    :param trust_code: allow any importable name and any argument
+    """
+    if not isinstance(hyperparams, Mapping):
+        raise HyperparamsError(f"{where}: expected a mapping of hyperparameters, got {_short_repr(hyperparams)}")
+    problems = _code_problems(hyperparams, _trusting(trust_code))
+    if problems:
+        message = f"Refused hyperparameters in {where}:\n{_problem_lines(hyperparams, problems)}\n  ({_TRUST_HINT})"
+        raise HyperparamsError(message, problems)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -409,7 +825,8 @@ def default_hyperparams_path(algo: str) -> Path:
 
 def load_hyperparams_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """
-    Read a whole hyperparameter file safely (``.yml``/``.yaml`` only: Python configs are refused).
+    Read a whole hyperparameter file safely (``.yml``/``.yaml`` only: Python configs are refused), with the limits
+    of :func:`load_yaml` (1 MiB, nesting, aliases, duplicate keys).
 
     :param path: the file
     :return: ``{entry name (env id, "atari", "default"): hyperparameters}``
@@ -456,42 +873,68 @@ def _is_atari(env_id: str) -> bool:
 
 
 def load_hyperparams(
-    algo: str, env_id: str, path: str | os.PathLike[str] | None = None, validate: bool = True
+    algo: str,
+    env_id: str,
+    path: str | os.PathLike[str] | None = None,
+    validate: bool = True,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """
-    Load (safely) and, for ``algo="reinforce"``, validate the hyperparameters of one environment.
+    Load (safely) the hyperparameters of one environment, check what they may make the program call
+    (:func:`check_hyperparams_code`, for every algorithm) and, for ``algo="reinforce"``, validate them.
 
     :param algo: ``"reinforce"`` or an rl_zoo3 algorithm name (``"ppo"``, ``"a2c"``, ...)
     :param env_id: environment id (falls back to the ``atari``/``default`` entries like rl_zoo3)
     :param path: hyperparameter file; default: :func:`default_hyperparams_path`
     :param validate: validate a REINFORCE entry (:func:`validate_reinforce_hyperparams`)
+    :param trust_code: let the entry name any importable callable, with any arguments (see
+        :func:`check_hyperparams_code`)
     :return: the raw entry (strings such as ``"lin_1e-3"`` or ``"dict(...)"`` are kept; see
         :func:`build_model_kwargs` for objects)
     """
     path = default_hyperparams_path(algo) if path is None else Path(path)
     name, entry = select_env_entry(load_hyperparams_file(path), env_id, is_atari=_is_atari(env_id))
+    where = f"{path} [{name}]"
     if validate and algo == "reinforce":
-        validate_reinforce_hyperparams(entry, where=f"{path} [{name}]")
+        validate_reinforce_hyperparams(entry, where=where, trust_code=trust_code)
+    else:
+        check_hyperparams_code(entry, where=where, trust_code=trust_code)
     return entry
 
 
-def validate_hyperparams_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+def validate_hyperparams_content(
+    content: Mapping[str, Any], where: str = "the given hyperparameters", trust_code: bool = False
+) -> None:
     """
-    Validate every entry of a REINFORCE hyperparameter file; all problems are reported at once.
+    Validate every entry of a REINFORCE hyperparameter file's content (:func:`validate_reinforce_hyperparams`,
+    which includes :func:`check_hyperparams_code`); all problems are reported at once.
 
-    :param path: the file
-    :return: its content
+    :param content: ``{entry name: entry}``
+    :param where: names the file in the messages
+    :param trust_code: see :func:`check_hyperparams_code`
     """
-    content = load_hyperparams_file(path)
     messages, problems = [], []
     for name, entry in content.items():
         try:
-            validate_reinforce_hyperparams(entry, where=f"{path} [{name}]")
+            validate_reinforce_hyperparams(entry, where=f"{where} [{name}]", trust_code=trust_code)
         except HyperparamsError as error:
             messages.append(str(error))
             problems.extend((f"{name}.{key}", text) for key, text in error.problems)
     if messages:
         raise HyperparamsError("\n".join(messages), problems)
+
+
+def validate_hyperparams_file(path: str | os.PathLike[str], trust_code: bool = False) -> dict[str, dict[str, Any]]:
+    """
+    Validate every entry of a REINFORCE hyperparameter file, what ``python -m sb3_reinforce.zoo validate`` runs:
+    the same checks as ``train`` (:func:`validate_hyperparams_content`); all problems are reported at once.
+
+    :param path: the file
+    :param trust_code: see :func:`check_hyperparams_code`
+    :return: its content
+    """
+    content = load_hyperparams_file(path)
+    validate_hyperparams_content(content, where=str(path), trust_code=trust_code)
     return content
 
 
@@ -516,22 +959,6 @@ def _number(value: Any, low: float, high: float, low_open: bool = False, integer
     return None
 
 
-def _dotted_or_list(value: Any) -> str | None:
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        if isinstance(item, dict):
-            if len(item) != 1:
-                return "expected 'package.Class' or {'package.Class': {kwargs}} (check the indentation)"
-            (item, kwargs), *_ = item.items()
-            if not isinstance(kwargs, dict):
-                return f"the keyword arguments of {item!r} must be a dict"
-        try:
-            check_trusted_name(item)
-        except HyperparamsError as error:
-            return str(error)
-    return None
-
-
 def _literal_value(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, str):
         try:
@@ -542,8 +969,7 @@ def _literal_value(value: Any) -> tuple[Any, str | None]:
 
 
 def _check_policy_kwargs(value: Any) -> list[str]:
-    import torch as th
-
+    # Classes (activation_fn, optimizer_class, ...) are checked by check_hyperparams_code
     kwargs, error = _literal_value(value)
     if error:
         return [error]
@@ -567,10 +993,6 @@ def _check_policy_kwargs(value: Any) -> list[str]:
             )
             if not (ok_list or ok_dict):
                 problems.append(f"net_arch={item!r}: expected a list of positive ints or dict(pi=[...], vf=[...])")
-        elif key == "activation_fn" and not (isinstance(item, type) and issubclass(item, th.nn.Module)):
-            problems.append(f"activation_fn={item!r}: expected a torch.nn activation class such as nn.ReLU or nn.Tanh")
-        elif key == "optimizer_class" and not (isinstance(item, type) and issubclass(item, th.optim.Optimizer)):
-            problems.append(f"optimizer_class={item!r}: expected an optimizer class such as th.optim.Adam or th.optim.RMSprop")
         elif key in ("optimizer_kwargs", "features_extractor_kwargs") and not isinstance(item, dict):
             problems.append(f"{key}={item!r}: expected a dict")
         elif key in ("ortho_init", "full_std", "use_expln", "squash_output", "share_features_extractor", "normalize_images"):
@@ -609,7 +1031,7 @@ def _check_value(key: str, value: Any, entry: Mapping[str, Any]) -> str | list[s
         if value in _POLICIES:
             return None
         if isinstance(value, str) and "." in value:
-            return _dotted_or_list(value)
+            return None  # a class path: check_hyperparams_code imports and checks it
         return f"expected one of {', '.join(_POLICIES)} (or a trusted dotted class path)"
     if key in ("n_envs", "frame_stack", "n_steps", "stats_window_size"):
         return _number(value, 1, math.inf, integer=True)
@@ -617,10 +1039,8 @@ def _check_value(key: str, value: Any, entry: Mapping[str, Any]) -> str | list[s
         return None if value is None else _number(value, 1, math.inf, integer=True)
     if key == "normalize":
         return _check_normalize(value)
-    if key in ("env_wrapper", "vec_env_wrapper", "callback"):
-        return None if value is None else _dotted_or_list(value)
-    if key == "rollout_buffer_class":
-        return None if value is None else _dotted_or_list(value)
+    if key in ("env_wrapper", "vec_env_wrapper", "callback", "rollout_buffer_class"):
+        return None  # names: check_hyperparams_code imports and checks them
     if key in ("env_kwargs", "rollout_buffer_kwargs", "monitor_kwargs"):
         parsed, error = _literal_value(value)
         return error or (None if parsed is None or isinstance(parsed, dict) else "expected a dict")
@@ -656,13 +1076,17 @@ def _check_value(key: str, value: Any, entry: Mapping[str, Any]) -> str | list[s
     return None
 
 
-def validate_reinforce_hyperparams(hyperparams: Mapping[str, Any], where: str = "the given entry") -> None:
+def validate_reinforce_hyperparams(
+    hyperparams: Mapping[str, Any], where: str = "the given entry", trust_code: bool = False
+) -> None:
     """
     Check a REINFORCE rl-zoo entry: unknown keys and bad values are reported all at once, each with the entry,
-    the key, the value and what is allowed.
+    the key, the value and what is allowed. This includes :func:`check_hyperparams_code` (what the entry may make
+    the program import and call).
 
     :param hyperparams: one entry of a hyperparameter file (raw: ``"lin_1e-3"``, ``"dict(...)"`` strings allowed)
     :param where: names the entry in the message (e.g. ``"reinforce.yml [CartPole-v1]"``)
+    :param trust_code: see :func:`check_hyperparams_code`
     """
     if not isinstance(hyperparams, Mapping):
         raise HyperparamsError(f"{where}: expected a mapping of hyperparameters, got {hyperparams!r}")
@@ -680,12 +1104,19 @@ def validate_reinforce_hyperparams(hyperparams: Mapping[str, Any], where: str = 
         result = _check_value(key, value, hyperparams)
         for text in [result] if isinstance(result, str) else result or []:
             problems.append((key, f"{key}: {value!r} is not allowed: {text}"))
+    # The same check as for every algorithm, for the keys whose values are otherwise fine (no message twice)
+    reported = {key for key, _ in problems}
+    checked = {key: value for key, value in hyperparams.items() if key in allowed and key not in reported}
+    code_problems = _code_problems(checked, _trusting(trust_code))
+    for key, text in code_problems:
+        problems.append((key, f"{key}: {_short_repr(hyperparams[key])} is not allowed: {text}"))
     for key in ("n_timesteps", "policy"):
         if key not in hyperparams:
             problems.append((key, f"{key} is required"))
     if problems:
         lines = "\n".join(f"  - {text}" for _, text in problems)
-        raise HyperparamsError(f"Invalid REINFORCE hyperparameters in {where}:\n{lines}", problems)
+        hint = f"\n  ({_TRUST_HINT})" if code_problems else ""
+        raise HyperparamsError(f"Invalid REINFORCE hyperparameters in {where}:\n{lines}{hint}", problems)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -693,23 +1124,26 @@ def validate_reinforce_hyperparams(hyperparams: Mapping[str, Any], where: str = 
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def build_model_kwargs(hyperparams: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def build_model_kwargs(hyperparams: Mapping[str, Any], trust_code: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     Split a raw entry into algorithm keyword arguments (with objects: schedules, policy_kwargs classes) and the
     zoo settings (``n_timesteps``, ``n_envs``, ``normalize``, ``frame_stack``, ``env_wrapper``, ...), the way the
-    rl-zoo does, but without ``eval``. Useful to build a model outside the zoo::
+    rl-zoo does, but without ``eval``, and only after :func:`check_hyperparams_code`. Useful to build a model
+    outside the zoo::
 
         kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", "CartPole-v1"))
         env = make_vec_env("CartPole-v1", n_envs=zoo["n_envs"], wrapper_class=zoo["env_wrapper"])
         model = REINFORCE(env=env, **kwargs)
 
     :param hyperparams: a raw entry (e.g. from :func:`load_hyperparams`)
+    :param trust_code: see :func:`check_hyperparams_code`
     :return: ``(algorithm kwargs including "policy", zoo settings)``; ``zoo["env_wrapper"]`` is a callable or None,
         ``zoo["normalize"]`` a dict of VecNormalize arguments or None
     """
     from rl_zoo3.utils import SimpleLinearSchedule, get_wrapper_class
     from stable_baselines3.common.utils import ConstantSchedule
 
+    check_hyperparams_code(hyperparams, where="the given hyperparameters", trust_code=trust_code)
     kwargs = dict(copy.deepcopy(dict(hyperparams)))
     zoo: dict[str, Any] = {
         "n_timesteps": int(kwargs.pop("n_timesteps", 0)),
@@ -727,8 +1161,7 @@ def build_model_kwargs(hyperparams: Mapping[str, Any]) -> tuple[dict[str, Any], 
     zoo["normalize"] = normalize if isinstance(normalize, dict) else None
     for key in ("env_wrapper", "vec_env_wrapper"):
         value = kwargs.pop(key, None)
-        if value is not None:
-            _raise_if(_dotted_or_list(value), key)
+        # the names were imported and checked above: rl_zoo3 imports the same modules (cached) again
         zoo[key] = get_wrapper_class({key: value}, key) if value is not None else None
     for key in ("policy_kwargs", "rollout_buffer_kwargs"):
         if isinstance(kwargs.get(key), str):
@@ -745,17 +1178,9 @@ def build_model_kwargs(hyperparams: Mapping[str, Any]) -> tuple[dict[str, Any], 
             kwargs[key] = SimpleLinearSchedule(float(match.group("value")))
         elif key == "learning_rate":
             kwargs[key] = ConstantSchedule(float(value))
-    policy = kwargs.get("policy")
-    if isinstance(policy, str) and "." in policy:
-        from rl_zoo3.utils import get_class_by_name
-
-        check_trusted_name(policy)
-        kwargs["policy"] = get_class_by_name(policy)
-    if isinstance(kwargs.get("rollout_buffer_class"), str):
-        from rl_zoo3.utils import get_class_by_name
-
-        check_trusted_name(kwargs["rollout_buffer_class"])
-        kwargs["rollout_buffer_class"] = get_class_by_name(kwargs["rollout_buffer_class"])
+    for key in ("policy", "rollout_buffer_class"):
+        if isinstance(kwargs.get(key), str) and "." in kwargs[key]:
+            kwargs[key] = _import_object(kwargs[key])
     return kwargs, zoo
 
 

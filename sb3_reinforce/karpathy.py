@@ -101,6 +101,8 @@ class KarpathyPolicy(REINFORCEPolicy):
     :param kwargs: other ``REINFORCEPolicy`` arguments (``optimizer_class``, ``optimizer_kwargs``, ...)
     """
 
+    policy_set_kwargs = ("net_arch", "activation_fn", "ortho_init")  # set below: REINFORCE rejects them in policy_kwargs
+
     def __init__(
         self,
         observation_space: spaces.Space,

@@ -3,13 +3,19 @@ Optuna search space for REINFORCE, in the format of rl_zoo3's ``HYPERPARAMS_SAMP
 and export of a study's best trial as a validated hyperparameter-file entry.
 """
 
+import hashlib
+import json
+import math
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, distribution_to_json
 from torch import nn
 
 from sb3_reinforce.hyperparams import (
+    HyperparamsError,
     format_python_literal,
     load_hyperparams,
     parse_python_literal,
@@ -19,12 +25,26 @@ from sb3_reinforce.hyperparams import (
 
 __all__ = [
     "NET_ARCHS",
+    "N_EPISODES_CHOICES",
+    "N_STEPS_CHOICES",
+    "SAMPLED_KEYS",
     "STUDY_ATTR_ALGO",
+    "STUDY_ATTR_BUDGET",
     "STUDY_ATTR_ENV",
     "STUDY_ATTR_HYPERPARAMS",
+    "STUDY_ATTR_SEARCH_SPACE",
+    "STUDY_ATTR_SEARCH_SPACE_SHA256",
+    "TRIAL_ATTR_BUDGET",
+    "StudyError",
     "best_trial_hyperparams",
+    "canonical_sha256",
     "convert_reinforce_params",
+    "describe_search_space",
+    "first_update_steps",
+    "load_study",
+    "reinforce_search_space",
     "sample_reinforce_params",
+    "select_trial",
     "trial_params_to_yaml_entry",
 ]
 
@@ -32,6 +52,13 @@ __all__ = [
 STUDY_ATTR_ALGO = "sb3_reinforce:algo"
 STUDY_ATTR_ENV = "sb3_reinforce:env_id"
 STUDY_ATTR_HYPERPARAMS = "sb3_reinforce:hyperparams"
+#: The budget every trial of the study runs with (:func:`study_protocol`); also set on each trial, where the
+#: sampler reads it.
+STUDY_ATTR_BUDGET = "sb3_reinforce:budget"
+#: Readable description of the search space (sampled distributions and fixed entry values) and its sha256.
+STUDY_ATTR_SEARCH_SPACE = "sb3_reinforce:search_space"
+STUDY_ATTR_SEARCH_SPACE_SHA256 = "sb3_reinforce:search_space_sha256"
+TRIAL_ATTR_BUDGET = STUDY_ATTR_BUDGET
 
 #: Network sizes of the search space (the ``vf`` part is only built with ``baseline="value"``).
 NET_ARCHS: dict[str, dict[str, list[int]]] = {
@@ -39,8 +66,121 @@ NET_ARCHS: dict[str, dict[str, list[int]]] = {
     "small": dict(pi=[64, 64], vf=[64, 64]),
     "medium": dict(pi=[256, 256], vf=[256, 256]),
 }
+#: Batch sizes searched: complete episodes per update, or steps per env per update.
+N_EPISODES_CHOICES = (1, 2, 4, 8, 16, 32)
+N_STEPS_CHOICES = (32, 64, 128, 256, 512, 1024, 2048)
+#: Entry keys the sampler sets (the other keys of the base entry are the fixed part of the search space).
+SAMPLED_KEYS = frozenset(
+    {"learning_rate", "gamma", "return_mode", "baseline", "gae_lambda", "normalize_advantage", "ent_coef"}
+    | {"max_grad_norm", "n_episodes", "n_steps", "vf_coef", "policy_kwargs"}
+)
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+class StudyError(HyperparamsError):
+    """A study this worker must not join or use: other budget or search space, or no usable trial."""
+
+
+def first_update_steps(batch_unit: str, size: int, n_envs: int, max_episode_steps: int) -> int:
+    """
+    Env steps (over all envs) after which REINFORCE has surely made its first update on at least one complete
+    episode, even when every episode lasts ``max_episode_steps``.
+
+    - ``"episodes"``: every env must end ``ceil(size / n_envs)`` episodes: ``ceil(size / n_envs) * L * n_envs``;
+    - ``"steps"``: an update every ``size`` steps per env uses the episodes ended so far; the first one holding an
+      episode is the first at or after ``L`` steps per env: ``ceil(L / size) * size * n_envs``.
+
+    :param batch_unit: ``"episodes"`` (``n_episodes=size``) or ``"steps"`` (``n_steps=size``)
+    :param size: the batch size in that unit
+    :param n_envs: number of envs
+    :param max_episode_steps: longest possible episode ``L``
+    :return: env steps
+    """
+    if batch_unit == "episodes":
+        return math.ceil(size / n_envs) * max_episode_steps * n_envs
+    return math.ceil(max_episode_steps / size) * size * n_envs
+
+
+def reinforce_search_space(
+    n_timesteps: int | None = None, n_envs: int = 1, max_episode_steps: int | None = None
+) -> dict[str, BaseDistribution]:
+    """
+    The distributions :func:`sample_reinforce_params` draws from. With a budget, only the batch sizes whose first
+    update fits in it are offered (:func:`first_update_steps`), so that no trial ends without a single update.
+
+    Conditional parameters: ``n_episodes`` with ``batch_unit="episodes"``, ``n_steps`` with ``"steps"``,
+    ``gae_lambda`` and ``vf_coef`` with ``baseline="value"``.
+
+    :param n_timesteps: training budget of a trial (env steps over all envs); None: no constraint
+    :param n_envs: number of envs
+    :param max_episode_steps: longest possible episode (required with ``n_timesteps``)
+    :return: ``{parameter name: distribution}``
+    :raises ValueError: naming ``n_timesteps`` when no batch size fits in it
+    """
+    batch: dict[str, tuple[int, ...]] = {"episodes": N_EPISODES_CHOICES, "steps": N_STEPS_CHOICES}
+    if n_timesteps is not None:
+        if max_episode_steps is None or max_episode_steps <= 0:
+            raise ValueError(f"max_episode_steps={max_episode_steps!r}: a positive int is needed to fit batches in a budget")
+        for unit, choices in batch.items():
+            batch[unit] = tuple(c for c in choices if first_update_steps(unit, c, n_envs, max_episode_steps) <= n_timesteps)
+        if not any(batch.values()):
+            smallest = min(
+                first_update_steps(unit, min(choices), n_envs, max_episode_steps)
+                for unit, choices in (("episodes", N_EPISODES_CHOICES), ("steps", N_STEPS_CHOICES))
+            )
+            raise ValueError(
+                f"n_timesteps={n_timesteps} is too small for any batch of the REINFORCE search space with n_envs={n_envs} "
+                f"and episodes of up to {max_episode_steps} steps: the smallest batch needs {smallest} env steps "
+                "to make one update"
+            )
+    space: dict[str, BaseDistribution] = {
+        "learning_rate": FloatDistribution(1e-4, 3e-2, log=True),
+        "one_minus_gamma": FloatDistribution(1e-4, 0.1, log=True),
+        "batch_unit": CategoricalDistribution([unit for unit, choices in batch.items() if choices]),
+    }
+    if batch["episodes"]:
+        space["n_episodes"] = CategoricalDistribution(list(batch["episodes"]))
+    if batch["steps"]:
+        space["n_steps"] = CategoricalDistribution(list(batch["steps"]))
+    space.update(
+        return_mode=CategoricalDistribution(["reward_to_go", "total"]),
+        baseline=CategoricalDistribution(["none", "mean", "optimal", "value"]),
+        gae_lambda=CategoricalDistribution([0.9, 0.95, 0.98, 0.99, 1.0]),
+        vf_coef=FloatDistribution(0.1, 1.0),
+        normalize_advantage=CategoricalDistribution([True, False]),
+        ent_coef=FloatDistribution(1e-8, 0.05, log=True),
+        max_grad_norm=FloatDistribution(0.3, 5.0, log=True),
+        net_arch=CategoricalDistribution(list(NET_ARCHS)),
+        activation_fn=CategoricalDistribution(list(_ACTIVATIONS)),
+        optimizer=CategoricalDistribution(["adam", "rmsprop"]),
+    )
+    return space
+
+
+def describe_search_space(space: Mapping[str, BaseDistribution], fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """
+    A readable, JSON-able description of a search space: ``{"sampled": {name: distribution as Optuna writes it},
+    "fixed": {key: value}}``.
+
+    :param space: the distributions (:func:`reinforce_search_space`)
+    :param fixed: entry values every trial uses as they are (the base entry without :data:`SAMPLED_KEYS`)
+    :return: the description
+    """
+    sampled = {name: json.loads(distribution_to_json(distribution)) for name, distribution in space.items()}
+    return {"sampled": sampled, "fixed": to_yaml_data(dict(fixed or {}))}
+
+
+def canonical_sha256(data: Any) -> str:
+    """sha256 of the canonical JSON of ``data`` (sorted keys, no spaces)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    assert isinstance(distribution, FloatDistribution), distribution
+    return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
 
 
 def sample_reinforce_params(
@@ -49,36 +189,39 @@ def sample_reinforce_params(
     """
     Sampler for REINFORCE hyperparameters (rl_zoo3 ``HYPERPARAMS_SAMPLER`` signature).
 
-    Searched: learning rate, discount, batch size (in complete episodes or in steps per env), return mode,
-    baseline (and GAE lambda / value coefficient with the value baseline), advantage normalization, entropy
-    coefficient, gradient clipping, network size and activation, optimizer (Adam or RMSprop).
+    Searched (:func:`reinforce_search_space`): learning rate, discount, batch size (in complete episodes or in
+    steps per env), return mode, baseline (and GAE lambda / value coefficient with the value baseline), advantage
+    normalization, entropy coefficient, gradient clipping, network size and activation, optimizer (Adam or
+    RMSprop).
+
+    rl_zoo3 passes no budget to samplers: the zoo's experiment manager sets it as the trial's user attribute
+    :data:`TRIAL_ATTR_BUDGET` (``n_timesteps``, ``max_episode_steps``) before sampling, and only the batch sizes
+    that make an update within it are drawn. Without it the whole space is searched.
 
     :param trial: the Optuna trial
     :param n_actions: action dimension (unused)
-    :param n_envs: number of parallel envs (unused)
+    :param n_envs: number of parallel envs
     :param additional_args: rl_zoo3 extras (unused)
     :return: REINFORCE keyword arguments (with objects, as rl_zoo3 passes them to the constructor)
     """
-    params: dict[str, Any] = {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True),
-        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 1e-4, 0.1, log=True),
-        "batch_unit": trial.suggest_categorical("batch_unit", ["episodes", "steps"]),
-    }
+    budget = trial.user_attrs.get(TRIAL_ATTR_BUDGET) or {}
+    space = reinforce_search_space(budget.get("n_timesteps"), n_envs, budget.get("max_episode_steps"))
+
+    def suggest(name: str) -> Any:
+        return _suggest(trial, name, space[name])
+
+    params: dict[str, Any] = {name: suggest(name) for name in ("learning_rate", "one_minus_gamma", "batch_unit")}
     if params["batch_unit"] == "episodes":
-        params["n_episodes"] = trial.suggest_categorical("n_episodes", [1, 2, 4, 8, 16, 32])
+        params["n_episodes"] = suggest("n_episodes")
     else:
-        params["n_steps"] = trial.suggest_categorical("n_steps", [32, 64, 128, 256, 512, 1024, 2048])
-    params["return_mode"] = trial.suggest_categorical("return_mode", ["reward_to_go", "total"])
-    params["baseline"] = trial.suggest_categorical("baseline", ["none", "mean", "optimal", "value"])
+        params["n_steps"] = suggest("n_steps")
+    params["return_mode"] = suggest("return_mode")
+    params["baseline"] = suggest("baseline")
     if params["baseline"] == "value":
-        params["gae_lambda"] = trial.suggest_categorical("gae_lambda", [0.9, 0.95, 0.98, 0.99, 1.0])
-        params["vf_coef"] = trial.suggest_float("vf_coef", 0.1, 1.0)
-    params["normalize_advantage"] = trial.suggest_categorical("normalize_advantage", [True, False])
-    params["ent_coef"] = trial.suggest_float("ent_coef", 1e-8, 0.05, log=True)
-    params["max_grad_norm"] = trial.suggest_float("max_grad_norm", 0.3, 5.0, log=True)
-    params["net_arch"] = trial.suggest_categorical("net_arch", list(NET_ARCHS))
-    params["activation_fn"] = trial.suggest_categorical("activation_fn", list(_ACTIVATIONS))
-    params["optimizer"] = trial.suggest_categorical("optimizer", ["adam", "rmsprop"])
+        params["gae_lambda"] = suggest("gae_lambda")
+        params["vf_coef"] = suggest("vf_coef")
+    for name in ("normalize_advantage", "ent_coef", "max_grad_norm", "net_arch", "activation_fn", "optimizer"):
+        params[name] = suggest(name)
 
     hyperparams = convert_reinforce_params(params)
     # Display the true values in the study
@@ -160,6 +303,57 @@ def trial_params_to_yaml_entry(sampled_params: Mapping[str, Any], base: Mapping[
     return {key: entry[key] for key in sorted(entry)}
 
 
+def load_study(storage: Any, study_name: str) -> optuna.Study:
+    """
+    Load an existing study: ``storage`` is an Optuna storage object or URL (``sqlite:///...``,
+    ``postgresql://...``, or a ``.log`` journal file).
+
+    :raises StudyError: when there is no such study
+    """
+    if isinstance(storage, str) and storage.endswith(".log"):
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise StudyError(f"There is no study named {study_name!r} in this storage") from None
+
+
+def select_trial(study: optuna.Study, trial_number: int | None = None) -> optuna.trial.FrozenTrial:
+    """
+    The trial to use from a study: trial ``trial_number``, which must be COMPLETE (a FAIL, RUNNING, PRUNED or
+    WAITING trial has no full evaluation, and a killed worker's trial may miss parameters), or the best COMPLETE
+    trial.
+
+    :param study: the study
+    :param trial_number: the trial's number (``trial.number``), or None for the best one
+    :raises StudyError: no such trial, a trial that is not COMPLETE, or no COMPLETE trial at all
+    """
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if trial_number is None:
+        complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+        if not complete:
+            counts = Counter(trial.state.name for trial in trials)
+            states = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "none"
+            raise StudyError(f"Study {study.study_name!r} has no COMPLETE trial (its trials: {states})")
+        return study.best_trial
+    matches = [trial for trial in trials if trial.number == trial_number]
+    if not matches:
+        raise StudyError(
+            f"Study {study.study_name!r} has no trial number {trial_number} (numbers 0 to {len(trials) - 1})"
+            if trials
+            else f"Study {study.study_name!r} has no trial number {trial_number}: it has no trials"
+        )
+    trial = matches[0]
+    if trial.state != TrialState.COMPLETE:
+        raise StudyError(
+            f"Trial {trial_number} of study {study.study_name!r} is {trial.state.name}, not COMPLETE: only a "
+            "finished, fully evaluated trial can be used (omit --trial-id for the best COMPLETE trial)"
+        )
+    return trial
+
+
 def best_trial_hyperparams(
     storage: str,
     study_name: str,
@@ -170,7 +364,8 @@ def best_trial_hyperparams(
 ) -> tuple[str, dict[str, Any], optuna.trial.FrozenTrial]:
     """
     Load a study (any Optuna storage URL: ``sqlite:///...``, ``postgresql://...``, or a ``.log`` journal file) and
-    turn its best (or a given) trial into a validated hyperparameter-file entry.
+    turn its best COMPLETE trial (or a given COMPLETE trial, :func:`select_trial`) into a validated
+    hyperparameter-file entry.
 
     :param storage: Optuna storage
     :param study_name: the study
@@ -179,26 +374,17 @@ def best_trial_hyperparams(
     :param base: base entry; default: the one recorded in the study, else the env's entry of ``conf_file``
     :param conf_file: hyperparameter file for the base entry (default: the packaged ``reinforce.yml``)
     :return: ``(env id, entry, trial)``
+    :raises StudyError: no such study or trial, a trial that is not COMPLETE, not a REINFORCE study
     """
-    if storage.endswith(".log"):
-        storage_obj: Any = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
-    else:
-        storage_obj = storage
-    study = optuna.load_study(study_name=study_name, storage=storage_obj)
+    study = load_study(storage, study_name)
     attrs = study.user_attrs
     algo = attrs.get(STUDY_ATTR_ALGO, "reinforce")
     if algo != "reinforce":
-        raise ValueError(f"Study {study_name!r} was run with --algo {algo}; only REINFORCE studies can be exported")
+        raise StudyError(f"Study {study_name!r} was run with --algo {algo}; only REINFORCE studies can be exported")
     env_id = env_id or attrs.get(STUDY_ATTR_ENV)
     if env_id is None:
-        raise ValueError(f"Study {study_name!r} does not record its environment: pass --env")
-    if trial_number is None:
-        trial = study.best_trial
-    else:
-        matches = [t for t in study.trials if t.number == trial_number]
-        if not matches:
-            raise ValueError(f"Study {study_name!r} has no trial number {trial_number}")
-        trial = matches[0]
+        raise StudyError(f"Study {study_name!r} does not record its environment: pass --env")
+    trial = select_trial(study, trial_number)
     if base is None:
         recorded = attrs.get(STUDY_ATTR_HYPERPARAMS)
         if isinstance(recorded, dict) and conf_file is None:

@@ -14,9 +14,12 @@ Usage::
 
 - ``--algo reinforce`` registered (``ALGOS``, ``HYPERPARAMS_SAMPLER``, ``HYPERPARAMS_CONVERTER``), and
   ``--conf-file`` defaulting to the packaged ``reinforce.yml`` (rl_zoo3's own files for ppo, a2c, ...);
-- safe loading: YAML through ``yaml.SafeLoader``, no Python config files, and the strings rl_zoo3 would ``eval``
-  (``policy_kwargs``, ``normalize``, ``-params``, ``--env-kwargs``, ...) parsed by
-  :func:`sb3_reinforce.hyperparams.parse_python_literal`; REINFORCE entries are validated;
+- safe loading: YAML through a bounded ``yaml.SafeLoader`` (:func:`sb3_reinforce.hyperparams.load_yaml`), no
+  Python config files, and the strings rl_zoo3 would ``eval`` (``policy_kwargs``, ``normalize``, ``-params``,
+  ``--env-kwargs``, ...) parsed by :func:`sb3_reinforce.hyperparams.parse_python_literal`; REINFORCE entries are
+  validated, and every entry (and a run's saved ``config.yml``) goes through
+  :func:`sb3_reinforce.hyperparams.check_hyperparams_code` before anything is built: the classes it names must be
+  of the expected kind and their arguments plain data. ``--trust-code`` (every command) lifts that check;
 - ``--optimize`` storing the study in ``sqlite:///<log folder>/<algo>/optuna.db`` by default (study name
   ``<algo>-<env>``), so that several worker processes started with the same command share one study. Pass
   ``--storage postgresql://user:password@host/db`` for several machines, ``--storage memory`` for no storage.
@@ -24,6 +27,7 @@ Usage::
 
 import argparse
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
@@ -40,25 +44,38 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from sb3_reinforce.envs import KARPATHY_PONG_ID, make_zoo_vec_env
 from sb3_reinforce.hyperparams import (
+    MAX_YAML_BYTES,
     HyperparamsError,
-    ZooSafeLoader,
-    check_trusted_name,
+    check_hyperparams_code,
     default_hyperparams_path,
     load_hyperparams_file,
     load_yaml,
     parse_python_literal,
+    parse_yaml,
     select_env_entry,
     to_yaml_data,
-    validate_hyperparams_file,
+    trusted_code,
+    validate_hyperparams_content,
     validate_reinforce_hyperparams,
 )
 from sb3_reinforce.optuna_sampler import (
+    SAMPLED_KEYS,
     STUDY_ATTR_ALGO,
+    STUDY_ATTR_BUDGET,
     STUDY_ATTR_ENV,
     STUDY_ATTR_HYPERPARAMS,
+    STUDY_ATTR_SEARCH_SPACE,
+    STUDY_ATTR_SEARCH_SPACE_SHA256,
+    TRIAL_ATTR_BUDGET,
+    StudyError,
     best_trial_hyperparams,
+    canonical_sha256,
     convert_reinforce_params,
+    describe_search_space,
+    load_study,
+    reinforce_search_space,
     sample_reinforce_params,
+    select_trial,
 )
 
 __all__ = [
@@ -69,6 +86,7 @@ __all__ = [
     "export_best",
     "main",
     "normalize_storage_url",
+    "optuna_storage",
     "parse_cli_value",
     "register_reinforce",
     "safe_get_saved_hyperparams",
@@ -120,6 +138,80 @@ def normalize_storage_url(storage: str | None) -> str | None:
     if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
         return "postgresql+psycopg2://" + storage.split("://", 1)[1]
     return storage
+
+
+def _report_stale_trial(study: Any, trial: Any) -> None:
+    print(
+        f"Optuna: trial {trial.number} of study {study.study_name!r} had no heartbeat for longer than the grace period "
+        "(its worker died): marked FAIL",
+        file=sys.stderr,
+    )
+
+
+def optuna_storage(storage: str | None, heartbeat_interval: int | None = 60, grace_period: int | None = 180) -> Any:
+    """
+    The Optuna storage object the zoo's workers use for a storage URL. For a database (``sqlite:///``,
+    ``postgresql://``, ...) an ``RDBStorage`` with Optuna's heartbeat: a running trial records a heartbeat every
+    ``heartbeat_interval`` seconds, and a trial whose worker died (killed, machine lost) is marked FAIL by the next
+    worker that starts a trial (or by ``optuna.storages.fail_stale_trials``) once ``grace_period`` seconds passed
+    without one, instead of staying RUNNING for ever. A ``.log`` journal file has no heartbeat.
+
+    :param storage: storage URL or journal file (None: in memory)
+    :param heartbeat_interval: seconds between heartbeats (None: no heartbeat)
+    :param grace_period: seconds without heartbeat after which a running trial is failed
+    :return: an Optuna storage, or None for in-memory
+    """
+    import inspect
+    import warnings
+
+    import optuna
+
+    if storage is None:
+        return None
+    if storage.endswith(".log"):
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    kwargs: dict[str, Any] = {}
+    if heartbeat_interval is not None:
+        # optuna >= 4.9 renamed failed_trial_callback
+        parameters = inspect.signature(optuna.storages.RDBStorage).parameters
+        callback = "heartbeat_stale_trial_callback"
+        if callback not in parameters:
+            callback = "failed_trial_callback"
+        kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period, callback: _report_stale_trial}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(storage, **kwargs)
+
+
+def _differences(study: Any, here: Any, name: str, depth: int) -> list[str]:
+    """``name.key: <study value> (study) != <our value> (here)`` for every differing key, ``depth`` dicts deep."""
+    if depth > 0 and isinstance(study, dict) and isinstance(here, dict):
+        keys = sorted(set(study) | set(here))
+        return [line for key in keys for line in _differences(study.get(key), here.get(key), f"{name}.{key}", depth - 1)]
+    return [] if study == here else [f"{name}: {study!r} (study) != {here!r} (here)"]
+
+
+class _OptunaForZoo:
+    """
+    Stands for the ``optuna`` module inside ``rl_zoo3.exp_manager`` while the zoo optimizes: ``create_study`` gets
+    the manager's storage object (with the heartbeat) instead of the URL rl_zoo3 passes.
+    """
+
+    def __init__(self, storage: Any):
+        self._storage = storage
+
+    def __getattr__(self, name: str) -> Any:
+        import optuna
+
+        return getattr(optuna, name)
+
+    def create_study(self, *args: Any, **kwargs: Any) -> Any:
+        import optuna
+
+        if self._storage is not None and isinstance(kwargs.get("storage"), str):
+            kwargs["storage"] = self._storage
+        return optuna.create_study(*args, **kwargs)
 
 
 def _hide_password(storage: str | None) -> str | None:
@@ -181,26 +273,6 @@ class SafeStoreDict(argparse.Action):
         setattr(namespace, self.dest, arg_dict)
 
 
-def _check_import_names(hyperparams: dict[str, Any], where: str) -> None:
-    for key in ("env_wrapper", "vec_env_wrapper", "callback"):
-        value = hyperparams.get(key)
-        if value is None:
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            name = next(iter(item)) if isinstance(item, dict) and len(item) == 1 else item
-            if isinstance(name, str):
-                try:
-                    check_trusted_name(name)
-                except HyperparamsError as error:
-                    raise HyperparamsError(f"{where}: {key}: {error}", [(key, str(error))]) from error
-    policy = hyperparams.get("policy")
-    if isinstance(policy, str) and "." in policy:
-        try:
-            check_trusted_name(policy)
-        except HyperparamsError as error:
-            raise HyperparamsError(f"{where}: policy: {error}", [("policy", str(error))]) from error
-
-
 def _parse_literal_keys(hyperparams: dict[str, Any], keys: Sequence[str], where: str) -> None:
     for key in keys:
         if isinstance(hyperparams.get(key), str):
@@ -231,7 +303,8 @@ def safe_get_saved_hyperparams(
         hyperparams["normalize"] = hyperparams.get("normalize", False)
     else:
         hyperparams["normalize"] = os.path.isfile(os.path.join(stats_path, "obs_rms.pkl"))
-    _check_import_names(hyperparams, config_file)
+    # What enjoy builds from the saved config (env_wrapper, vec_env_wrapper, normalize) is checked like a hyperparameter file
+    check_hyperparams_code(hyperparams, where=config_file)
     if hyperparams["normalize"]:
         normalize = hyperparams["normalize"]
         if isinstance(normalize, str):
@@ -254,7 +327,11 @@ class _SafeYaml:
 
     @staticmethod
     def load(stream: Any, Loader: Any = None) -> Any:
-        return yaml.load(stream, Loader=ZooSafeLoader)
+        where = str(getattr(stream, "name", "<stream>"))
+        text = stream.read(MAX_YAML_BYTES + 1) if hasattr(stream, "read") else stream
+        if len(text) > MAX_YAML_BYTES:
+            raise HyperparamsError(f"Cannot load {where}: larger than {MAX_YAML_BYTES} bytes (1 MiB), the YAML file limit")
+        return parse_yaml(text, where=where)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -310,9 +387,11 @@ class ReinforceExperimentManager(ExperimentManager):
             if self._eval_env_kwargs_args is None:
                 self.eval_env_kwargs = hyperparams["env_kwargs"]
 
+        # Before anything is imported, built or run: the same check as `validate` (values, and what may be called)
         if self.algo == "reinforce":
             validate_reinforce_hyperparams(hyperparams, where=where)
-        _check_import_names(hyperparams, where)
+        else:
+            check_hyperparams_code(hyperparams, where=where)
         self._zoo_where = where
 
         saved_hyperparams = {key: hyperparams[key] for key in sorted(hyperparams)}
@@ -329,7 +408,7 @@ class ReinforceExperimentManager(ExperimentManager):
         if self.algo == "reinforce" and isinstance(hyperparams.get("rollout_buffer_class"), str):
             from rl_zoo3.utils import get_class_by_name
 
-            check_trusted_name(hyperparams["rollout_buffer_class"])
+            check_hyperparams_code({"rollout_buffer_class": hyperparams["rollout_buffer_class"]}, where=self._zoo_where)
             hyperparams["rollout_buffer_class"] = get_class_by_name(hyperparams["rollout_buffer_class"])
         return super()._preprocess_hyperparams(hyperparams)
 
@@ -356,10 +435,6 @@ class ReinforceExperimentManager(ExperimentManager):
             env = VecFrameStack(env, self.frame_stack)
         return env
 
-    def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
-        params = super().load_trial(storage, study_name, trial_id, convert)
-        return {key: to_yaml_data(value) if key == "policy_kwargs" else value for key, value in params.items()}
-
     def _save_config(self, saved_hyperparams: dict[str, Any]) -> None:
         config = {key: to_yaml_data(value) for key, value in saved_hyperparams.items()}
         with open(os.path.join(self.params_path, "config.yml"), "w") as file:
@@ -373,41 +448,221 @@ class ReinforceExperimentManager(ExperimentManager):
         (Path(self.params_path) / "command.txt").write_text(command)
         print(f"Log path: {self.save_path}")
 
+    #: Optuna heartbeat of the trials (:func:`optuna_storage`): seconds between heartbeats, and seconds without one
+    #: after which the trial of a dead worker is failed.
+    optuna_heartbeat_interval: int = 60
+    optuna_grace_period: int = 180
+
+    def _optuna_storage(self) -> Any:
+        """This worker's storage object (one per manager: one engine, one heartbeat setting)."""
+        if getattr(self, "_zoo_optuna_storage", None) is None and self.storage is not None:
+            self._zoo_optuna_storage = optuna_storage(self.storage, self.optuna_heartbeat_interval, self.optuna_grace_period)
+        return getattr(self, "_zoo_optuna_storage", None)
+
+    def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
+        """
+        The parameters of trial number ``trial_id`` (``--trial-id``), or of the best trial, which must be COMPLETE
+        (:func:`~sb3_reinforce.optuna_sampler.select_trial`), converted to keyword arguments.
+        """
+        from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER
+
+        trial = select_trial(load_study(normalize_storage_url(storage), study_name), trial_id)
+        if not convert:
+            return dict(trial.params)
+        params = HYPERPARAMS_CONVERTER[self.algo](trial.params)
+        return {key: to_yaml_data(value) if key == "policy_kwargs" else value for key, value in params.items()}
+
+    def _episode_step_limit(self) -> int | None:
+        """Longest possible episode: the env's time limit, and for REINFORCE its buffer's ``max_episode_steps``."""
+        import inspect
+
+        import gymnasium as gym
+
+        from sb3_reinforce.common.buffers import EpisodeRolloutBuffer
+
+        limit = self.env_kwargs.get("max_episode_steps")
+        if limit is None:
+            try:
+                limit = gym.spec(self.env_name.gym_id).max_episode_steps
+            except gym.error.Error:
+                limit = None
+        if self.algo == "reinforce":
+            # An episode longer than the buffer's max_episode_steps stops training with an error
+            buffer_class = self._hyperparams.get("rollout_buffer_class") or EpisodeRolloutBuffer
+            default = inspect.signature(buffer_class).parameters.get("max_episode_steps")
+            cap = (self._hyperparams.get("rollout_buffer_kwargs") or {}).get(
+                "max_episode_steps", None if default is None else default.default
+            )
+            if isinstance(cap, int):
+                limit = cap if limit is None else min(int(limit), cap)
+        return None if limit is None else int(limit)
+
+    def _study_protocol(self) -> dict[str, Any]:
+        """
+        The budget and search space of this worker's trials, as recorded in the study (see :meth:`_record_study`).
+
+        :raises StudyError: the budget is too small for any REINFORCE batch
+        """
+        import json
+
+        if getattr(self, "_zoo_study_protocol", None) is not None:
+            return self._zoo_study_protocol
+        n_envs = int(self.n_envs)
+        budget = dict(
+            algo=self.algo,
+            env_id=self.env_name.gym_id,
+            n_timesteps=int(self.n_timesteps),
+            n_envs=n_envs,
+            max_episode_steps=self._episode_step_limit(),
+            n_evaluations=int(self.n_evaluations),
+            # env steps between evaluations, as rl_zoo3's objective computes it
+            eval_freq=max(int(self.n_timesteps / self.n_evaluations) // n_envs, 1) * n_envs,
+            n_eval_episodes=int(self.n_eval_episodes),
+            n_eval_envs=int(self.n_eval_envs),
+            deterministic_eval=bool(self.deterministic_eval),
+        )
+        fixed = {key: value for key, value in self._zoo_raw_hyperparams.items() if key not in ("n_timesteps", "n_envs")}
+        fixed["env_kwargs"] = to_yaml_data(self.env_kwargs)
+        if self.algo == "reinforce":
+            fixed = {key: value for key, value in fixed.items() if key not in SAMPLED_KEYS}
+            try:
+                space = reinforce_search_space(budget["n_timesteps"], n_envs, budget["max_episode_steps"])
+            except ValueError as error:
+                raise StudyError(f"{self._zoo_where}: {error}", [("n_timesteps", str(error))]) from error
+            search_space = describe_search_space(space, fixed)
+        else:
+            # rl_zoo3's samplers are code, not tables: the sampler's name and a hash of its source stand for its space
+            import hashlib
+            import inspect
+
+            from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
+
+            sampler = HYPERPARAMS_SAMPLER[self.algo]
+            source = inspect.getsource(sampler).encode()
+            search_space = {
+                "sampler": f"{sampler.__module__}.{sampler.__qualname__}",
+                "sampler_source_sha256": hashlib.sha256(source).hexdigest(),
+                "fixed": to_yaml_data(fixed),
+            }
+        # As stored (JSON), so that it compares equal to what is read back
+        protocol = json.loads(json.dumps({"budget": budget, "search_space": search_space}))
+        protocol["search_space_sha256"] = canonical_sha256(protocol["search_space"])
+        self._zoo_study_protocol = protocol
+        return protocol
+
+    def _check_study_protocol(self, attrs: dict[str, Any]) -> None:
+        """Raise :class:`StudyError` naming every field where the study's budget or search space differ from ours."""
+        protocol = self._study_protocol()
+        differences = _differences(attrs.get(STUDY_ATTR_BUDGET), protocol["budget"], "budget", depth=1)
+        if attrs.get(STUDY_ATTR_SEARCH_SPACE_SHA256) != protocol["search_space_sha256"]:
+            space = _differences(attrs.get(STUDY_ATTR_SEARCH_SPACE), protocol["search_space"], "search_space", depth=2)
+            hashes = (attrs.get(STUDY_ATTR_SEARCH_SPACE_SHA256), protocol["search_space_sha256"])
+            differences += space or [f"search_space_sha256: {hashes[0]!r} (study) != {hashes[1]!r} (here)"]
+        if differences:
+            raise StudyError(
+                f"Optuna study {self.study_name!r} ({_hide_password(self.storage)}) was started with another budget or "
+                "search space than this worker's; its trials would not be comparable, so this worker does not join it:\n  "
+                + "\n  ".join(differences)
+                + "\nStart the worker with the study's settings, or use a new --study-name."
+            )
+
     def _record_study(self) -> None:
-        """Record the algorithm, env and base hyperparameters in the study (read by ``export-best``)."""
+        """
+        Record the algorithm, env and base hyperparameters (read by ``export-best``), the budget and the search space
+        in the study, or, when it has them already, check that this worker's are the same; fail the trials of dead
+        workers (heartbeat).
+
+        :raises StudyError: the study was started with another budget or search space, or has trials but records none
+        """
+        import warnings
+
         import optuna
 
-        if self.storage is None or self.storage.endswith(".log"):
+        if self.storage is None:
             return
+        protocol = self._study_protocol()
         for attempt in range(5):
             try:
                 study = optuna.create_study(
-                    storage=self.storage, study_name=self.study_name, load_if_exists=True, direction="maximize"
+                    storage=self._optuna_storage(), study_name=self.study_name, load_if_exists=True, direction="maximize"
                 )
-                if STUDY_ATTR_HYPERPARAMS not in study.user_attrs:
-                    study.set_user_attr(STUDY_ATTR_ALGO, self.algo)
-                    study.set_user_attr(STUDY_ATTR_ENV, self.env_name.gym_id)
-                    study.set_user_attr(STUDY_ATTR_HYPERPARAMS, self._zoo_raw_hyperparams)
-                return
+                attrs = study.user_attrs
+                if STUDY_ATTR_BUDGET not in attrs:
+                    n_trials = len(study.get_trials(deepcopy=False))
+                    if n_trials:
+                        raise StudyError(
+                            f"Optuna study {self.study_name!r} ({_hide_password(self.storage)}) has {n_trials} trial(s) but "
+                            "records no budget nor search space (made by an older sb3_reinforce or another tool): its "
+                            "trials cannot be checked against this worker's. Use a new --study-name."
+                        )
+                    if STUDY_ATTR_HYPERPARAMS not in attrs:
+                        study.set_user_attr(STUDY_ATTR_ALGO, self.algo)
+                        study.set_user_attr(STUDY_ATTR_ENV, self.env_name.gym_id)
+                        study.set_user_attr(STUDY_ATTR_HYPERPARAMS, self._zoo_raw_hyperparams)
+                    study.set_user_attr(STUDY_ATTR_SEARCH_SPACE, protocol["search_space"])
+                    study.set_user_attr(STUDY_ATTR_SEARCH_SPACE_SHA256, protocol["search_space_sha256"])
+                    study.set_user_attr(STUDY_ATTR_BUDGET, protocol["budget"])
+                    # Read back: a worker that recorded at the same time is caught here or before its next trial
+                    attrs = study.user_attrs
+                break
+            except StudyError:
+                raise
             except Exception:
                 # Workers starting together can race on the schema/study creation: retry
                 if attempt == 4:
                     raise
                 time.sleep(1.0 + attempt)
+        self._check_study_protocol(attrs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+    def objective(self, trial: Any) -> float:
+        """rl_zoo3's objective, after checking the study's budget again and giving it to the sampler (trial attribute)."""
+        if self.storage is not None:
+            self._check_study_protocol(trial.study.user_attrs)
+        trial.set_user_attr(TRIAL_ATTR_BUDGET, self._study_protocol()["budget"])
+        return super().objective(trial)
 
     def hyperparameters_optimization(self) -> None:
+        """rl_zoo3's optimization loop, on a storage with heartbeat, in a study whose budget and space match ours."""
+        import rl_zoo3.exp_manager
+
         self._record_study()
-        super().hyperparameters_optimization()
+        saved = rl_zoo3.exp_manager.optuna
+        rl_zoo3.exp_manager.optuna = _OptunaForZoo(self._optuna_storage())
+        try:
+            super().hyperparameters_optimization()
+        finally:
+            rl_zoo3.exp_manager.optuna = saved
+
+
+def _safe_vec_normalize_load(load_path: str, venv: VecEnv) -> Any:
+    """
+    ``VecNormalize.load`` while the zoo runs (``enjoy``'s ``create_test_env``, ``train -i``): the run folder's
+    ``vecnormalize.pkl`` is unpickled by :func:`~sb3_reinforce.common.serialization.load_vec_normalize`, which
+    runs none of its code, except under ``--trust-code`` (SB3's ``pickle.load`` then).
+
+    :param load_path: the ``vecnormalize.pkl``
+    :param venv: the env to wrap
+    :return: the VecNormalize wrapper
+    """
+    from sb3_reinforce.common.serialization import load_vec_normalize
+    from sb3_reinforce.hyperparams import _trusting
+
+    return load_vec_normalize(load_path, venv, trusted=_trusting(False))
 
 
 @contextlib.contextmanager
 def zoo_patches() -> Iterator[None]:
     """
     While active, rl_zoo3's ``train``/``enjoy`` use the safe experiment manager and helpers of this module (and
-    REINFORCE is registered). rl_zoo3's modules are restored on exit.
+    REINFORCE is registered), and ``VecNormalize.load`` unpickles no code (:func:`_safe_vec_normalize_load`).
+    rl_zoo3's modules and ``VecNormalize.load`` are restored on exit.
     """
     import rl_zoo3.enjoy
     import rl_zoo3.train
+    import rl_zoo3.utils
 
     register_reinforce()
     patches = [
@@ -416,8 +671,11 @@ def zoo_patches() -> Iterator[None]:
         (rl_zoo3.enjoy, "StoreDict", SafeStoreDict),
         (rl_zoo3.enjoy, "get_saved_hyperparams", safe_get_saved_hyperparams),
         (rl_zoo3.enjoy, "yaml", _SafeYaml()),
+        # SB3's class itself (rl_zoo3.utils and rl_zoo3.exp_manager import the same one), whoever calls its load
+        (rl_zoo3.utils.VecNormalize, "load", staticmethod(_safe_vec_normalize_load)),
     ]
-    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    # vars(): the class's staticmethod itself is restored, not the function getattr returns
+    saved = [(module, name, vars(module)[name]) for module, name, _ in patches]
     try:
         for module, name, value in patches:
             setattr(module, name, value)
@@ -444,6 +702,30 @@ def _import_env_modules() -> None:
                 importlib.import_module(module)
 
 
+#: Command-line flag of every zoo command: let hyperparameter files name any importable callable (see
+#: :func:`sb3_reinforce.hyperparams.check_hyperparams_code`).
+TRUST_CODE_FLAG = "--trust-code"
+_TRUST_CODE_HELP = (
+    "trust the hyperparameter files: import any callable they name (env_wrapper, callback, policy, ...) and call it "
+    "with any arguments, and unpickle a run's vecnormalize.pkl with SB3's pickle.load. Without it only classes of the "
+    "expected kind from trusted packages, with plain-data arguments, are accepted, and vecnormalize.pkl may hold only "
+    "what VecNormalize.save writes"
+)
+
+
+def _trust_code_flag(command: Any) -> Any:
+    """Run ``command(argv)`` with ``--trust-code`` taken out of ``argv`` and, when given, inside :func:`trusted_code`."""
+
+    @functools.wraps(command)
+    def run(argv: Sequence[str] | None = None) -> Any:
+        argv = list(sys.argv[2:] if argv is None else argv)
+        trust = TRUST_CODE_FLAG in argv
+        with trusted_code() if trust else contextlib.nullcontext():
+            return command([arg for arg in argv if arg != TRUST_CODE_FLAG])
+
+    return run
+
+
 def _with_default_algo(argv: Sequence[str]) -> list[str]:
     argv = list(argv)
     if not any(arg == "--algo" or arg.startswith("--algo=") for arg in argv) and not any(a in ("-h", "--help") for a in argv):
@@ -456,10 +738,11 @@ def _with_default_algo(argv: Sequence[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@_trust_code_flag
 def train(argv: Sequence[str] | None = None) -> None:
     """
     rl_zoo3's ``train`` (all its options, ``--optimize`` included) with REINFORCE registered and safe loading.
-    ``--algo`` defaults to ``reinforce``.
+    ``--algo`` defaults to ``reinforce``; ``--trust-code`` lets the hyperparameter file name any callable.
 
     :param argv: command-line arguments after ``train`` (default: ``sys.argv[2:]``)
     """
@@ -471,10 +754,11 @@ def train(argv: Sequence[str] | None = None) -> None:
         rl_zoo3.train.train()
 
 
+@_trust_code_flag
 def enjoy(argv: Sequence[str] | None = None) -> None:
     """
     rl_zoo3's ``enjoy`` with REINFORCE registered and safe loading of the saved ``config.yml``/``args.yml``.
-    ``--algo`` defaults to ``reinforce``.
+    ``--algo`` defaults to ``reinforce``; ``--trust-code`` lets the saved config name any callable.
 
     :param argv: command-line arguments after ``enjoy`` (default: ``sys.argv[2:]``)
     """
@@ -486,9 +770,11 @@ def enjoy(argv: Sequence[str] | None = None) -> None:
         rl_zoo3.enjoy.enjoy()
 
 
+@_trust_code_flag
 def export_best(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """
-    Export the best trial of a REINFORCE study as a validated hyperparameter-file entry.
+    Export the best trial of a REINFORCE study as a validated hyperparameter-file entry: nothing is written that
+    ``validate`` (with the same ``--trust-code``) would refuse.
 
     :param argv: command-line arguments after ``export-best`` (see ``--help``)
     :return: ``{env id: entry}``
@@ -510,6 +796,7 @@ def export_best(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "-o", "--output", default=None, help="YAML file to write (the env's entry is replaced); default: stdout"
     )
+    parser.add_argument(TRUST_CODE_FLAG, action="store_true", help=_TRUST_CODE_HELP)
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
 
     env_id, entry, trial = best_trial_hyperparams(
@@ -521,36 +808,48 @@ def export_best(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     header = f"# Optuna study {args.study_name!r}, trial {trial.number}, value {trial.value}\n"
     if args.output is None:
+        validate_hyperparams_content({env_id: entry}, where="the exported entry")
         sys.stdout.write(header + yaml.safe_dump({env_id: entry}, sort_keys=False))
     else:
         content: dict[str, Any] = {}
         if os.path.isfile(args.output):
             content = load_hyperparams_file(args.output)
         content[env_id] = entry
+        # The whole file is checked as `validate` would (the study's recorded base entry and the file's other entries)
+        validate_hyperparams_content(content, where=args.output)
         Path(args.output).write_text(header + yaml.safe_dump(content, sort_keys=False))
         print(f"Wrote {env_id} (trial {trial.number}, value {trial.value}) to {args.output}", file=sys.stderr)
     return {env_id: entry}
 
 
+@_trust_code_flag
 def validate(argv: Sequence[str] | None = None) -> None:
     """
-    Validate REINFORCE hyperparameter files (default: the packaged ``reinforce.yml``); exit status 1 on errors.
+    Validate REINFORCE hyperparameter files (default: the packaged ``reinforce.yml``) with the checks ``train`` runs:
+    exit status 1 when an entry is invalid, 2 when a file cannot be read (missing, not YAML, over the limits).
 
-    :param argv: file names
+    :param argv: file names, and ``--trust-code``
     """
     parser = argparse.ArgumentParser(prog="sb3-reinforce-zoo validate", description="Validate REINFORCE hyperparameter files.")
     parser.add_argument("files", nargs="*", help="YAML files (default: the packaged reinforce.yml)")
+    parser.add_argument(TRUST_CODE_FLAG, action="store_true", help=_TRUST_CODE_HELP)
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
-    failed = False
+    status = 0
     for path in args.files or [str(default_hyperparams_path("reinforce"))]:
         try:
-            content = validate_hyperparams_file(path)
+            content = load_hyperparams_file(path)
+        except HyperparamsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 2
+            continue
+        try:
+            validate_hyperparams_content(content, where=path)
             print(f"{path}: OK ({len(content)} entries)")
         except HyperparamsError as error:
             print(error, file=sys.stderr)
-            failed = True
-    if failed:
-        raise SystemExit(1)
+            status = max(status, 1)
+    if status:
+        raise SystemExit(status)
 
 
 _COMMANDS = {"train": train, "enjoy": enjoy, "export-best": export_best, "validate": validate}
@@ -570,15 +869,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             "  enjoy        rl_zoo3 enjoy (run a trained agent)\n"
             "  export-best  write the best trial of an Optuna study as a reinforce.yml entry\n"
             "  validate     validate REINFORCE hyperparameter files\n\n"
+            "Every command takes --trust-code: let hyperparameter files name any importable callable (by default only\n"
+            "classes of the expected kind from trusted packages, with plain-data arguments) and unpickle a run's\n"
+            "vecnormalize.pkl as SB3 does (by default only what VecNormalize.save writes).\n"
             "Run `sb3-reinforce-zoo COMMAND --help` for the options of a command.",
             file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout,
         )
         if argv and argv[0] not in ("-h", "--help"):
             raise SystemExit(2)
         return
+    from sb3_reinforce.common.serialization import UntrustedPickleError
+
     try:
         _COMMANDS[argv[0]](argv[1:])
-    except HyperparamsError as error:
+    except (HyperparamsError, UntrustedPickleError) as error:
+        # A user's file that cannot be used as it is: one clear message, not a traceback
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
 

@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sb3_reinforce.compare import AlgoSpec, AlgoSpecError, parse_algo_spec, run_comparison, run_csv_path, write_report
+from sb3_reinforce.compare import (
+    AlgoSpec,
+    AlgoSpecError,
+    load_run,
+    parse_algo_spec,
+    run_comparison,
+    run_csv_path,
+    run_record_path,
+    write_report,
+)
 
 TINY = dict(timesteps=2000, eval_freq=1000, eval_episodes=2)
 
@@ -29,6 +38,8 @@ def test_end_to_end(tmp_path):
             steps = [int(row["timesteps"]) for row in rows]
             assert steps[0] == 0 and steps[-1] >= 2000 and len(steps) >= 3
             assert float(rows[-1]["wall_s"]) > 0
+            _, record = load_run(path)  # the sidecar says complete and matches the CSV
+            assert record["protocol"]["timesteps"] == 2000 and run_record_path(path).is_file()
     markdown, plots = write_report("CartPole-v1", results, tmp_path)
     assert "reinforce:total+mean+norm" in markdown and "| a2c | 2 |" in markdown
     assert (tmp_path / "summary.md").read_text() == markdown
@@ -44,7 +55,8 @@ def test_resume_after_kill(tmp_path):
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not first.exists():
+        # seed 0 is done when its sidecar says so (written after its CSV)
+        while not (run_record_path(first).exists() and '"complete"' in run_record_path(first).read_text()):
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -54,11 +66,14 @@ def test_resume_after_kill(tmp_path):
         process.wait()
     if second.exists():
         pytest.skip("the second run finished before the kill")
+    started = run_record_path(second).exists()
     # simulate a crash mid-write: a partial temporary CSV is left behind
     (tmp_path / (second.name + ".tmp999")).write_text("timesteps,wall_s\n1000,")
     finished_mtime = first.stat().st_mtime_ns
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=120)
+    result = subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
     assert first.stat().st_mtime_ns == finished_mtime, "a finished run was redone"
+    if started:  # the killed run had written its 'running' sidecar: it is named and redone
+        assert f"redoing {second}: " in result.stderr and "status 'running'" in result.stderr
     rows = read_rows(second)
     assert int(rows[0]["timesteps"]) == 0 and int(rows[-1]["timesteps"]) >= 3000
     assert not list(tmp_path.glob("*.tmp*"))

@@ -29,9 +29,16 @@ def test_broken_gradient_does_not_learn():
     """Control: the same budget with the sign of the policy gradient flipped stays far below the threshold."""
     kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", "CartPole-v1"))
     env = make_vec_env("CartPole-v1", n_envs=zoo["n_envs"], seed=0)
-    model = REINFORCE(env=env, seed=0, **kwargs)
-    learning_rate = kwargs["learning_rate"]
-    initial = learning_rate(1.0) if callable(learning_rate) else learning_rate
-    model.lr_schedule = lambda _: -abs(initial)
+
+    class GradientAscent(REINFORCE):
+        # A negative learning rate would do the same, but REINFORCE refuses one
+        def compute_policy_gradient(self, batch):
+            stats = super().compute_policy_gradient(batch)
+            for param in self.policy.parameters():
+                if param.grad is not None:
+                    param.grad.neg_()
+            return stats
+
+    model = GradientAscent(env=env, seed=0, **kwargs)
     model.learn(20_000)
     assert model.ep_info_buffer and sum(info["r"] for info in model.ep_info_buffer) / len(model.ep_info_buffer) < 100

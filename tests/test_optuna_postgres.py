@@ -132,3 +132,14 @@ def test_two_workers_share_a_postgres_study(postgres_url, storage, tmp_path):
         assert f"study {study_name!r}" in output.read_text()
     finally:
         optuna.delete_study(study_name=study_name, storage=storage)
+
+
+def test_the_trial_of_a_killed_worker_is_failed(storage, postgres_url, tmp_path, capsys, monkeypatch):
+    """Optuna's heartbeat on PostgreSQL: a SIGKILLed worker's trial is failed by the next worker, not left RUNNING."""
+    from tests.test_trust_optuna import kill_a_worker_mid_trial_then_run_another
+
+    study_name = f"test-heartbeat-{uuid.uuid4().hex[:8]}"
+    try:
+        kill_a_worker_mid_trial_then_run_another(tmp_path, postgres_url, study_name, capsys, monkeypatch)
+    finally:
+        optuna.delete_study(study_name=study_name, storage=storage)

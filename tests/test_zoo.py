@@ -99,7 +99,7 @@ def test_optimize_with_the_default_sqlite_storage_then_export(tmp_path, capsys):
             "train",
             *TINY,
             "-n",
-            "600",
+            "1000",  # the smallest that fits a batch: 1 episode per update, 2 envs, episodes of up to 500 steps
             "-f",
             str(logs),
             "--optimize",

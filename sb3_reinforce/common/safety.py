@@ -3,7 +3,9 @@
 import contextlib
 import os
 import pathlib
-import tempfile
+import re
+import secrets
+import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -11,6 +13,11 @@ from typing import IO, Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 # Spaces REINFORCE can learn with (a Dict may hold any of the simple observation spaces, not nested)
 SIMPLE_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -116,30 +123,130 @@ def model_path(path: str | os.PathLike, suffix: str = "zip") -> pathlib.Path:
     return path
 
 
+# Temporary files of atomic_write: ".<target name>.<8 random characters>.tmp" (tempfile.mkstemp's names match too)
+_TEMP_NAME = ".{name}.{token}.tmp"
+_TEMP_TOKEN = re.compile(r"[a-z0-9_]{8}")
+
+
+def _is_temporary_file_of(entry: str, name: str) -> bool:
+    prefix, suffix = f".{name}.", ".tmp"
+    return (
+        entry.startswith(prefix)
+        and entry.endswith(suffix)
+        and _TEMP_TOKEN.fullmatch(entry[len(prefix) : -len(suffix)]) is not None
+    )
+
+
+def _lock_if_unused(fd: int) -> bool | None:
+    """
+    Take the exclusive lock of an open file: True if taken, False if another open file (a writer alive) holds it,
+    None where files cannot be locked (Windows, some network filesystems).
+    """
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
+def _remove_stale_temporary_files(directory: pathlib.Path, name: str) -> None:
+    """
+    Remove the temporary files of target ``name`` that interrupted writes left. A writer alive holds a lock on
+    its temporary file (or, on Windows, keeps it open, which forbids removing it): those are kept, and so is
+    everything where files cannot be locked.
+    """
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        if not _is_temporary_file_of(entry, name):
+            continue
+        candidate = directory / entry
+        if fcntl is None:
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            # Still the file that was locked: the name cannot be reused while it exists (O_EXCL)
+            if _lock_if_unused(fd) and os.path.samestat(os.fstat(fd), os.lstat(candidate)):
+                candidate.unlink()
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _create_temporary_file(directory: pathlib.Path, name: str) -> tuple[int, pathlib.Path]:
+    """Create (O_EXCL, mode 0666 less the umask, as ``open()`` does) and lock a new temporary file of ``name``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        tmp = directory / _TEMP_NAME.format(name=name, token=secrets.token_hex(4))
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        locked = _lock_if_unused(fd)
+        if locked is None:
+            return fd, tmp
+        # Another save's cleanup may have locked (and removed) it before this lock: then take another name
+        with contextlib.suppress(OSError):
+            if locked and os.path.samestat(os.fstat(fd), os.lstat(tmp)):
+                return fd, tmp
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """
     Write a file atomically: into a temporary file of the same directory, flushed and fsynced, then moved over
-    ``path`` with ``os.replace``. If the writer fails (or the process dies), ``path`` keeps its previous content;
-    a dead process may leave a hidden ``.<name>.*.tmp`` file behind, never a half-written ``path``.
+    ``path`` with ``os.replace``. If the writer fails (or the process dies), ``path`` keeps its previous content.
+
+    What ``open(path, "wb")`` users expect is kept: a new file gets the mode ``0o666`` less the umask (``0o644``
+    under umask ``022``), an existing one keeps its mode; a symlink stays a symlink and its target (resolved, and
+    created if missing) gets the new content, its temporary file being next to the target. The owner of an
+    existing file is not kept (the file is a new one, owned by the writer).
+
+    Temporary files are named ``.<name>.<8 characters>.tmp``. A dead writer's is removed by the next write to the
+    same target, before it creates its own, so at most one is left per target (the last interrupted write's);
+    those of writers still running (locked, or open on Windows) are kept.
 
     :param path: the destination
     :return: a binary file object to write to (context manager)
     """
-    path = pathlib.Path(path)
-    directory = path.parent if str(path.parent) else pathlib.Path(".")
+    target = pathlib.Path(os.path.realpath(path))
+    directory = target.parent
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    _remove_stale_temporary_files(directory, target.name)
+    fd, tmp = _create_temporary_file(directory, target.name)
+    file = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
+        # An existing file keeps its mode, as open() truncating it would (best effort: some filesystems refuse)
+        with contextlib.suppress(OSError):
+            mode = os.stat(target).st_mode
+            if stat.S_ISREG(mode) and hasattr(os, "fchmod"):
+                os.fchmod(file.fileno(), stat.S_IMODE(mode))
+        yield file
+        file.flush()
+        os.fsync(file.fileno())
+        if fcntl is None:
+            file.close()  # Windows cannot rename an open file
+        # Still locked here: no other save's cleanup can remove the file before the rename
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            os.unlink(tmp)
         raise
+    finally:
+        file.close()
     # Make the rename itself durable
     with contextlib.suppress(OSError):
         dir_fd = os.open(directory, os.O_RDONLY)

@@ -1,6 +1,6 @@
 """Policies for REINFORCE: SB3's actor-critic policies whose critic exists only for a value baseline."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
@@ -26,6 +26,10 @@ class REINFORCEPolicy(ActorCriticPolicy):
         critic at all: no value parameters, no value forward pass. ``net_arch`` may then be a list (actor
         layers) or a dict whose ``vf`` entry is ignored. Set by the algorithm from its ``baseline``.
     """
+
+    #: Constructor arguments a subclass always overrides: REINFORCE rejects them in ``policy_kwargs`` (they would be
+    #: ignored), see ``sb3_reinforce.common.arguments``.
+    policy_set_kwargs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

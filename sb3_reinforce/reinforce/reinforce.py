@@ -3,6 +3,7 @@
 import io
 import numbers
 import pathlib
+import pickle
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
@@ -14,9 +15,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import explained_variance, obs_as_tensor
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_reinforce.common.arguments import check_policy_kwargs
 from sb3_reinforce.common.buffers import EpisodeBatch, EpisodeRolloutBuffer
 from sb3_reinforce.common.returns import BASELINES, RETURN_MODES, per_decision_is_weights, policy_gradient_weights
 from sb3_reinforce.common.safety import (
@@ -27,6 +29,7 @@ from sb3_reinforce.common.safety import (
     check_spaces,
     model_path,
 )
+from sb3_reinforce.common.serialization import UntrustedPickleError, decode_model_data, read_model_data
 from sb3_reinforce.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, REINFORCEPolicy
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
@@ -46,6 +49,29 @@ def _check_number(name: str, value: Any, low: float, high: float, low_open: bool
         raise ValueError(f"{name}={value!r} is out of range: allowed {bracket}{low}, {upper} (finite)")
 
 
+def _checked_learning_rate(schedule: Schedule, progress_remaining: float) -> float:
+    """
+    The learning rate ``schedule`` gives at ``progress_remaining``, as a float, or a ``TypeError``/``ValueError``
+    naming ``learning_rate``: it must be a finite number >= 0 (0 is allowed: a linear schedule reaches it at the
+    end of training, and a warm-up may start there).
+
+    :param schedule: the learning-rate schedule (an SB3 ``FloatSchedule`` is unwrapped, so that a schedule
+        returning a bool or a str is not silently cast to float)
+    :param progress_remaining: from 1 (start of training) to 0 (end)
+    :return: the learning rate
+    """
+    raw = schedule.value_schedule if isinstance(schedule, FloatSchedule) else schedule
+    value = raw(progress_remaining)
+    where = f"at progress_remaining={progress_remaining!r}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"learning_rate schedule returned {value!r} ({type(value).__name__}) {where}: it must return a number")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(
+            f"learning_rate schedule returned {value!r} {where}: allowed [0, inf) (finite). The weights were not updated."
+        )
+    return float(value)
+
+
 class REINFORCE(OnPolicyAlgorithm):
     """
     REINFORCE: Monte-Carlo policy gradient (Williams, 1992), with a selectable return weighting and baseline.
@@ -57,12 +83,16 @@ class REINFORCE(OnPolicyAlgorithm):
 
     Reliability: every constructor argument and the env's spaces are validated before any env step; a NaN or
     inf reward/observation raises a ``ValueError`` naming the env and step before it reaches the buffer, and a
-    non-finite loss or gradient raises a ``FloatingPointError`` without touching the weights. ``save`` is atomic
-    (see :meth:`save` for what a checkpoint holds and what a resume redoes).
+    non-finite loss or gradient raises a ``FloatingPointError`` without touching the weights. A learning rate
+    (constant, or returned by the schedule at any update) that is NaN, inf, negative or not a number raises an
+    error naming ``learning_rate`` before the optimizer steps. After any of these errors ``learn`` can be called
+    again (see :meth:`train` and :meth:`collect_rollouts` for what is kept). ``save`` is atomic (see :meth:`save`
+    for what a checkpoint holds and what a resume redoes).
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param learning_rate: The learning rate (a number > 0, numpy scalars included), or a function of the current
+        progress remaining (from 1 to 0, clamped there) returning a finite number >= 0
     :param n_steps: Steps collected per env between updates when ``n_episodes`` is None; the update uses every
         episode completed so far (episodes still running wait for the next update)
     :param n_episodes: If given, update after every ``n_episodes`` complete episodes (counted over all envs),
@@ -85,7 +115,9 @@ class REINFORCE(OnPolicyAlgorithm):
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param policy_kwargs: additional arguments to be passed to the policy on creation: the keyword arguments of
+        the policy class's ``__init__`` (SB3's ``ActorCriticPolicy`` ones for the built-in policies), less those
+        REINFORCE sets itself (see ``sb3_reinforce.common.arguments``); checked before any env step
     :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
         debug messages
     :param seed: Seed for the pseudo random generators
@@ -151,6 +183,9 @@ class REINFORCE(OnPolicyAlgorithm):
             rollout_buffer_kwargs=rollout_buffer_kwargs,
             stats_window_size=stats_window_size,
         )
+        if not callable(learning_rate):
+            # SB3's FloatSchedule rejects numpy scalars other than np.float64; a plain float is also what is saved
+            learning_rate = float(learning_rate)
         if env is not None:
             # Make the env (no reset, no step) and check its spaces before SB3 wraps it: unsupported spaces
             # would otherwise fail deep inside DummyVecEnv or the policy with an unclear message
@@ -202,6 +237,8 @@ class REINFORCE(OnPolicyAlgorithm):
             )
         if kwargs["policy_kwargs"] is not None and not isinstance(kwargs["policy_kwargs"], dict):
             raise TypeError(f"policy_kwargs must be a dict or None, got {kwargs['policy_kwargs']!r}")
+        # Keys and values, for the policy class they are for (its own keys are read from its signature)
+        check_policy_kwargs(kwargs["policy_kwargs"], cls.policy_aliases[policy] if isinstance(policy, str) else policy)
         _check_number("verbose", kwargs["verbose"], 0, 2, integer=True)
         if kwargs["seed"] is not None:
             _check_number("seed", kwargs["seed"], 0, 2**32 - 1, integer=True)
@@ -210,7 +247,12 @@ class REINFORCE(OnPolicyAlgorithm):
         if kwargs["tensorboard_log"] is not None and not isinstance(kwargs["tensorboard_log"], (str, pathlib.Path)):
             raise TypeError(f"tensorboard_log must be a str path or None, got {kwargs['tensorboard_log']!r}")
         learning_rate = kwargs["learning_rate"]
-        if not callable(learning_rate):
+        if callable(learning_rate):
+            # A schedule is checked at the start of training here (before any env step) and at every update
+            _checked_learning_rate(learning_rate, 1.0)
+        else:
+            # numpy scalars are numbers.Real too; a constant 0 would never train, so it is refused (a schedule may
+            # reach 0)
             _check_number("learning_rate", learning_rate, 0.0, float("inf"), low_open=True)
         _check_number("n_steps", kwargs["n_steps"], 1, float("inf"), integer=True)
         if kwargs["n_episodes"] is not None:
@@ -305,12 +347,29 @@ class REINFORCE(OnPolicyAlgorithm):
         (or ``n_rollout_steps`` steps per env were taken when ``n_episodes`` is None). Callback order and logging
         are those of ``OnPolicyAlgorithm.collect_rollouts``.
 
+        If anything raises during the collection (a NaN/inf reward or observation, an episode longer than
+        ``max_episode_steps``, the env or a callback failing, an interrupt), the envs may have moved past the last
+        stored step: the next ``learn()`` resets them, even with ``reset_num_timesteps=False``, and so drops the
+        steps of the episodes in progress (which would otherwise be continued by another trajectory). Complete
+        episodes stay in the buffer.
+
         :param env: The training environment
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
         :param rollout_buffer: Buffer to fill with rollouts
         :param n_rollout_steps: Number of experiences to collect per environment (ignored with ``n_episodes``)
         :return: True if the rollout finished, False if a callback stopped the training
         """
+        try:
+            return self._collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
+        except BaseException:
+            # SB3's _setup_learn resets the envs when there is no last observation; ours then drops the
+            # incomplete episodes
+            self._last_obs = None
+            raise
+
+    def _collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: EpisodeRolloutBuffer, n_rollout_steps: int
+    ) -> bool:
         assert self._last_obs is not None, "No previous observation was provided"
         self.policy.set_training_mode(False)
         n_steps = 0
@@ -484,17 +543,58 @@ class REINFORCE(OnPolicyAlgorithm):
             stats["explained_variance"] = float(explained_variance(values, targets))
         return stats
 
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        """
+        SB3's progress remaining, ``1 - num_timesteps / total_timesteps``, clamped to [0, 1]. The last rollout
+        overshoots ``total_timesteps`` (always with ``n_episodes``, and when it is not a multiple of
+        ``n_steps * n_envs``): unclamped, the progress is negative there and a linear schedule such as the zoo's
+        ``lin_<value>`` gives a negative learning rate, a step of gradient ascent. Clamped, that update gets the
+        schedule's final value (0 for a linear decay).
+
+        :param num_timesteps: current number of timesteps
+        :param total_timesteps: the number of timesteps to reach
+        """
+        super()._update_current_progress_remaining(num_timesteps, total_timesteps)
+        self._current_progress_remaining = min(max(self._current_progress_remaining, 0.0), 1.0)
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        """
+        Set the optimizers' learning rate from the schedule, as SB3 does, once it is checked: a NaN, inf or
+        negative value (or not a number) raises an error naming ``learning_rate``, the value and
+        ``progress_remaining``, and no optimizer is changed. 0 is allowed.
+
+        :param optimizers: An optimizer or a list of optimizers.
+        """
+        learning_rate = _checked_learning_rate(self.lr_schedule, self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            update_learning_rate(optimizer, learning_rate)
+
     def train(self) -> None:
-        """Take the complete episodes out of the buffer and do one policy-gradient step on them."""
+        """
+        Take the complete episodes out of the buffer and do one policy-gradient step on them.
+
+        What a failed update leaves:
+
+        - a bad learning rate from the schedule (NaN, inf, negative): ``ValueError``/``TypeError`` before anything
+          is taken out of the buffer; the weights, the optimizer state and the buffer are unchanged;
+        - a non-finite loss or gradient: ``FloatingPointError``; the weights and the optimizer state are
+          unchanged, and the batch is discarded (its episodes are out of the buffer, a retry does not see them
+          again). The steps of episodes still running (and, with ``n_episodes``, the complete episodes beyond the
+          batch) stay in the buffer, so ``learn(..., reset_num_timesteps=False)`` continues with them.
+        """
         self.policy.set_training_mode(True)
+        if self.rollout_buffer.n_complete_episodes == 0:
+            # No episode has ended yet: keep collecting
+            self.logger.record("train/batch_episodes", 0)
+            self.logger.record("train/batch_steps", 0)
+            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+            return
+        # Checked before the batch leaves the buffer: a bad schedule loses no data
+        self._update_learning_rate(self.policy.optimizer)
         batch = self.rollout_buffer.pop_episodes(self.n_episodes)
         self.logger.record("train/batch_episodes", batch.n_episodes)
         self.logger.record("train/batch_steps", batch.n_steps)
-        if batch.n_steps == 0:
-            # No episode has ended yet: keep collecting
-            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-            return
-        self._update_learning_rate(self.policy.optimizer)
         self.policy.optimizer.zero_grad()
         stats = self.compute_policy_gradient(batch)
         try:
@@ -524,8 +624,11 @@ class REINFORCE(OnPolicyAlgorithm):
         """
         Save the model in a zip-file, atomically: written to a temporary file of the same directory, fsynced,
         then renamed over ``path`` (``.zip`` is appended to a path without suffix, like SB3 does). A crash during
-        the save leaves the previous file at ``path`` intact, never a half-written one. ``CheckpointCallback``
-        calls this method, so its checkpoints are atomic too.
+        the save leaves the previous file at ``path`` intact, never a half-written one, and at most one hidden
+        ``.<name>.*.tmp`` file (removed by the next save to ``path``). ``CheckpointCallback`` calls this method, so
+        its checkpoints are atomic too. As with SB3's ``open()``: a new file gets the mode ``0o666`` less the
+        umask, an existing one keeps its mode, and a symlink stays a symlink (its target gets the new content);
+        see :func:`sb3_reinforce.common.safety.atomic_write`.
 
         The file holds what SB3 saves: the policy weights, the optimizer state, ``num_timesteps``, ``_n_updates``
         and the hyperparameters. It does not hold the envs nor the steps of episodes in progress: after ``load``
@@ -551,6 +654,8 @@ class REINFORCE(OnPolicyAlgorithm):
         custom_objects: dict[str, Any] | None = None,
         print_system_info: bool = False,
         force_reset: bool = True,
+        *,
+        trusted: bool = False,
         **kwargs: Any,
     ) -> SelfREINFORCE:
         """
@@ -558,23 +663,49 @@ class REINFORCE(OnPolicyAlgorithm):
         a model archive, a corrupt one, another algorithm's model, a model whose spaces differ from ``env``'s)
         raises a ``ValueError`` naming the path and the reason; a missing file raises ``FileNotFoundError``.
 
+        Loading runs no code from the file: SB3 unpickles the model's non-JSON entries (spaces, policy class,
+        schedules, ``policy_kwargs``, ...) with ``cloudpickle.loads``, which runs whatever a crafted file holds.
+        Here they are decoded with a restricted unpickler (``sb3_reinforce.common.serialization``) that allows only
+        what a REINFORCE model holds: gymnasium spaces, numpy arrays and random generators, SB3/sb3_reinforce
+        policy, buffer and features-extractor classes, torch activation and optimizer classes, SB3/rl_zoo3
+        schedule classes. Anything else (an ``os.system`` call, a lambda learning rate, a policy class of your own)
+        raises ``UntrustedPickleError`` (a ``ValueError``) naming the entry and the refused global; give the entry
+        in ``custom_objects`` (not decoded then) or pass ``trusted=True`` for SB3's behaviour. The weights and
+        optimizer state (``.pth`` parts) are loaded by SB3 with ``torch.load(weights_only=True)``.
+
         :param path: path to the file (or a file-like) where to load the agent from
         :param env: the new environment to run the loaded model on (its spaces must be the saved ones; a str is
             made with ``gymnasium.make``)
         :param device: Device on which the code should run.
-        :param custom_objects: Dictionary of objects to replace upon loading
+        :param custom_objects: Dictionary of objects to replace upon loading: these entries of the file are not
+            decoded at all
         :param print_system_info: Whether to print system info from the saved model
         :param force_reset: Force call to ``reset()`` before training
+        :param trusted: Unpickle the file's entries with ``cloudpickle`` as SB3 does, any object allowed: only for
+            files you trust, as this runs any code they hold
         :param kwargs: extra arguments to change the model when loading
         :return: new model instance with loaded parameters
         """
+        if not isinstance(trusted, bool):
+            raise TypeError(f"trusted must be True or False, got {trusted!r} ({type(trusted).__name__})")
+        if custom_objects is not None and not isinstance(custom_objects, dict):
+            raise ValueError(f"custom_objects must be a dict or None, got {type(custom_objects).__name__}")
         if isinstance(path, (str, pathlib.Path)):
             path = check_model_file(path)
         if isinstance(env, str):
             env = maybe_make_env(env, 0)
+        source = path
         try:
+            if not trusted:
+                # Read the file once: SB3 loads exactly the bytes that were checked (no swap between two reads).
+                # The checked entries go to SB3 as custom_objects, which its json_to_data uses without unpickling.
+                archive = path.read_bytes() if isinstance(path, pathlib.Path) else path.read()
+                json_string = read_model_data(archive)
+                if json_string is not None:
+                    custom_objects = {**decode_model_data(json_string, custom_objects), **(custom_objects or {})}
+                source = io.BytesIO(archive)
             return super().load(  # type: ignore[return-value]
-                path,
+                source,
                 env=env,
                 device=device,
                 custom_objects=custom_objects,
@@ -582,7 +713,20 @@ class REINFORCE(OnPolicyAlgorithm):
                 force_reset=force_reset,
                 **kwargs,
             )
-        except (ValueError, TypeError, KeyError, AssertionError, RuntimeError, EOFError, AttributeError) as error:
+        except UntrustedPickleError as error:
+            raise UntrustedPickleError(
+                f"Cannot load a {cls.__name__} model from {str(path)!r}: {error}", error.refused
+            ) from error
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AssertionError,
+            RuntimeError,
+            EOFError,
+            AttributeError,
+            pickle.UnpicklingError,
+        ) as error:
             raise ValueError(f"Cannot load a {cls.__name__} model from {str(path)!r}: {error}") from error
 
     def learn(

@@ -1,0 +1,315 @@
+"""
+Loading model files without running the code they may hold.
+
+Stable-Baselines3 stores the entries of a model's ``data`` that JSON cannot hold (spaces, policy class, schedules,
+``policy_kwargs`` with classes, ...) as base64 cloudpickle, and ``load`` decodes them with ``cloudpickle.loads``:
+a crafted file runs any code at load time. :func:`decode_model_data` decodes them instead with
+:class:`RestrictedUnpickler`, which resolves only the globals a REINFORCE model legitimately holds (see
+:func:`find_allowed_global`) and raises :class:`UntrustedPickleError` for anything else, before importing or
+calling it. ``REINFORCE.load`` passes the decoded values to SB3's own loader as ``custom_objects``, so that SB3
+never unpickles them itself.
+
+A zoo run folder's ``vecnormalize.pkl`` (SB3's ``VecNormalize.save``, loaded by ``VecNormalize.load`` with
+``pickle.load``) is read likewise by :func:`load_vec_normalize`, which allows only what such a pickle holds.
+"""
+
+import base64
+import importlib
+import io
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+__all__ = [
+    "ALLOWED_DESCRIPTION",
+    "VEC_NORMALIZE_ALLOWED_DESCRIPTION",
+    "RestrictedUnpickler",
+    "UntrustedPickleError",
+    "VecNormalizeUnpickler",
+    "decode_model_data",
+    "find_allowed_global",
+    "find_vec_normalize_global",
+    "load_vec_normalize",
+    "read_model_data",
+    "restricted_loads",
+]
+
+ALLOWED_DESCRIPTION = (
+    "gymnasium spaces, numpy arrays/dtypes/random generators, Stable-Baselines3 and sb3_reinforce policy, "
+    "rollout-buffer and features-extractor classes, torch activation and optimizer classes, the schedule classes "
+    "FloatSchedule/ConstantSchedule/LinearSchedule (stable_baselines3.common.utils) and SimpleLinearSchedule "
+    "(rl_zoo3.utils), and builtin containers"
+)
+
+# Globals allowed by exact (module, name). numpy pickles arrays, scalars and random generators through these
+# helpers ("numpy.core" before numpy 2, "numpy._core" since).
+_EXACT_GLOBALS = frozenset(
+    {("builtins", name) for name in ("bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset", "int")}
+    | {("builtins", name) for name in ("list", "range", "set", "slice", "str", "tuple")}
+    | {("collections", "deque"), ("collections", "OrderedDict")}
+    | {(f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")}
+    | {(f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")}
+    | {("numpy", "dtype"), ("numpy", "ndarray")}
+    | {("numpy.random._pickle", name) for name in ("__bit_generator_ctor", "__generator_ctor", "__randomstate_ctor")}
+    | {("numpy.random.bit_generator", name) for name in ("SeedSequence", "__pyx_unpickle_SeedSequence")}
+    | {
+        ("numpy.random._generator", "Generator"),
+        ("numpy.random.mtrand", "RandomState"),
+        ("numpy.random._mt19937", "MT19937"),
+        ("numpy.random._pcg64", "PCG64"),
+        ("numpy.random._pcg64", "PCG64DXSM"),
+        ("numpy.random._philox", "Philox"),
+        ("numpy.random._sfc64", "SFC64"),
+    }
+    | {("stable_baselines3.common.utils", name) for name in ("FloatSchedule", "ConstantSchedule", "LinearSchedule")}
+    | {("rl_zoo3.utils", "SimpleLinearSchedule"), ("torch.nn.modules.linear", "Identity")}
+)
+
+# Classes allowed by (module, whether its submodules too, base classes): the module is checked before it is
+# imported, the object after (a module re-exports other names, e.g. ``sb3_reinforce.zoo.os``, which are not classes
+# of these bases).
+_CLASS_RULES: tuple[tuple[str, bool, tuple[type, ...]], ...] = (
+    ("gymnasium.spaces", True, (spaces.Space,)),
+    ("stable_baselines3", True, (BasePolicy, BaseBuffer, BaseFeaturesExtractor)),
+    ("sb3_reinforce", True, (BasePolicy, BaseBuffer, BaseFeaturesExtractor)),
+    ("torch.nn.modules.activation", False, (th.nn.Module,)),
+    ("torch.optim", True, (th.optim.Optimizer,)),
+    ("numpy", False, (np.generic, np.dtype)),
+    ("numpy.dtypes", False, (np.dtype,)),
+)
+
+
+def _matches(module: str, rule_module: str, submodules: bool) -> bool:
+    return module == rule_module or (submodules and module.startswith(rule_module + "."))
+
+
+class UntrustedPickleError(ValueError):
+    """
+    Pickled entries of a model file refer to globals that are not allowed (nothing of them was run).
+
+    :param message: the error message
+    :param refused: ``{entry of the model's data: refused global "module.name"}`` (entry None for a lone pickle)
+    """
+
+    def __init__(self, message: str, refused: dict[str | None, str]):
+        super().__init__(message)
+        self.refused = refused
+
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str | None, str]]]:
+        # Picklable with its arguments (e.g. raised in a worker process)
+        return type(self), (str(self), self.refused)
+
+
+def find_allowed_global(module: str, name: str) -> Any:
+    """
+    The global ``module.name`` if a REINFORCE model file may refer to it (see :data:`ALLOWED_DESCRIPTION`),
+    else raise :class:`UntrustedPickleError`. Nothing is imported before the check: an arbitrary module is never
+    imported (importing may run code). Dotted names (``Box.__init__.__globals__``) are refused.
+
+    :param module: the module of the global
+    :param name: its name in the module
+    :return: the object
+    """
+    global_name = f"{module}.{name}"
+    allowed_module = (module, name) in _EXACT_GLOBALS or any(_matches(module, *rule[:2]) for rule in _CLASS_RULES)
+    if not allowed_module or not name.isidentifier():
+        raise UntrustedPickleError(f"{global_name} is not allowed", {None: global_name})
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise UntrustedPickleError(f"{global_name} does not exist here ({error})", {None: global_name}) from error
+    if (module, name) in _EXACT_GLOBALS:
+        return obj
+    for rule_module, submodules, bases in _CLASS_RULES:
+        if _matches(module, rule_module, submodules) and isinstance(obj, type) and issubclass(obj, bases):
+            return obj
+    raise UntrustedPickleError(f"{global_name} is not allowed", {None: global_name})
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only the globals :func:`find_allowed_global` allows."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return find_allowed_global(module, name)
+
+
+def restricted_loads(data: bytes) -> Any:
+    """
+    ``pickle.loads`` with :class:`RestrictedUnpickler` (reads what cloudpickle wrote for allowed objects).
+
+    :param data: the pickle
+    :return: the object
+    """
+    return RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+def _how_to_trust(entries: list[str]) -> str:
+    values = ", ".join(f"{entry!r}: <value>" for entry in entries)
+    return (
+        f"If you trust the file, pass custom_objects={{{values}}} to use your own values instead of decoding "
+        "them, or load(path, trusted=True) to unpickle everything as Stable-Baselines3 does (this runs any code "
+        "the file holds)."
+    )
+
+
+def decode_model_data(json_string: str, custom_objects: dict[str, Any] | None = None) -> dict[str, Any]:
+    """
+    Decode, with :class:`RestrictedUnpickler`, every cloudpickled (``":serialized:"``) entry of a model file's
+    ``data`` JSON that is not in ``custom_objects`` (those are not decoded at all, as in SB3's ``json_to_data``).
+    Raise :class:`UntrustedPickleError` naming every entry that refers to a global not allowed, and the global.
+
+    :param json_string: the ``data`` file of the model archive
+    :param custom_objects: entries the caller replaces
+    :return: ``{entry: decoded value}``, to pass to SB3's ``load`` as ``custom_objects``
+    """
+    json_dict = json.loads(json_string)
+    if not isinstance(json_dict, dict):
+        raise ValueError(f"the model's data is not a JSON object but {type(json_dict).__name__}")
+    decoded, refused, reasons = {}, {}, []
+    for entry, item in json_dict.items():
+        if (custom_objects is not None and entry in custom_objects) or not (isinstance(item, dict) and ":serialized:" in item):
+            continue
+        serialized = item[":serialized:"]
+        try:
+            if not isinstance(serialized, str):
+                raise TypeError(f"':serialized:' holds a {type(serialized).__name__}, not a base64 string")
+            decoded[entry] = restricted_loads(base64.b64decode(serialized.encode(), validate=True))
+        except UntrustedPickleError as error:
+            # Decoding the other entries is safe (same restrictions): go on, to name them all at once
+            refused[entry] = error.refused[None]
+            hint = " (a Python function, e.g. a lambda schedule)" if refused[entry].startswith("cloudpickle.") else ""
+            reasons.append(f"entry {entry!r}: {error}{hint}")
+        except Exception as error:  # whatever a corrupt pickle raises (binascii.Error included)
+            raise ValueError(
+                f"entry {entry!r} of the model's data cannot be decoded ({type(error).__name__}: {error}). "
+                + _how_to_trust([entry])
+            ) from error
+    if refused:
+        raise UntrustedPickleError(
+            f"refused to unpickle {len(refused)} entr{'y' if len(refused) == 1 else 'ies'} of the model's data, "
+            f"nothing of them was run: {'; '.join(reasons)}. Allowed: {ALLOWED_DESCRIPTION}. " + _how_to_trust(list(refused)),
+            refused,
+        )
+    return decoded
+
+
+def read_model_data(archive_bytes: bytes) -> str | None:
+    """
+    The ``data`` JSON of a model archive, as SB3's ``load_from_zip_file`` reads it.
+
+    :param archive_bytes: the whole zip file
+    :return: the JSON string, or None when the archive has no ``data``
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
+            if "data" not in archive.namelist():
+                return None
+            return archive.read("data").decode()
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"not a zip archive written by model.save() ({error})") from error
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# VecNormalize statistics (vecnormalize.pkl)
+# ---------------------------------------------------------------------------------------------------------------------
+
+VEC_NORMALIZE_ALLOWED_DESCRIPTION = (
+    "stable_baselines3's VecNormalize and RunningMeanStd, gymnasium spaces, numpy arrays/dtypes/random generators "
+    "(the spaces' np_random), and builtin containers"
+)
+
+# What VecNormalize.save() pickles (checked with pickletools and a recording unpickler, Box/Discrete/Dict spaces,
+# norm_obs on and off), besides the two classes: spaces and their generators, arrays, OrderedDict. save() writes
+# pickle's default protocol (3 or more on any Python 3); protocols 0-2 would need copyreg/_codecs, not allowed.
+_VEC_NORMALIZE_GLOBALS = frozenset(
+    {
+        ("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize"),
+        ("stable_baselines3.common.running_mean_std", "RunningMeanStd"),
+    }
+)
+# Modules whose globals are then checked by find_allowed_global: of what a model file may hold, only these (no
+# policy, buffer, features-extractor, torch or schedule class is ever in a VecNormalize pickle)
+_VEC_NORMALIZE_MODULES = ("builtins", "collections", "numpy", "gymnasium.spaces")
+
+
+def find_vec_normalize_global(module: str, name: str) -> Any:
+    """
+    The global ``module.name`` if a ``vecnormalize.pkl`` may refer to it (see
+    :data:`VEC_NORMALIZE_ALLOWED_DESCRIPTION`), else raise :class:`UntrustedPickleError`. As in
+    :func:`find_allowed_global`, nothing is imported before the check.
+
+    :param module: the module of the global
+    :param name: its name in the module
+    :return: the object
+    """
+    if (module, name) in _VEC_NORMALIZE_GLOBALS:
+        return getattr(importlib.import_module(module), name)
+    if any(_matches(module, allowed, submodules=True) for allowed in _VEC_NORMALIZE_MODULES):
+        return find_allowed_global(module, name)
+    raise UntrustedPickleError(f"{module}.{name} is not allowed", {None: f"{module}.{name}"})
+
+
+class VecNormalizeUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only the globals :func:`find_vec_normalize_global` allows."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return find_vec_normalize_global(module, name)
+
+
+def load_vec_normalize(path: str | os.PathLike[str], venv: VecEnv, trusted: bool = False) -> VecNormalize:
+    """
+    SB3's ``VecNormalize.load(path, venv)`` without running the code a crafted file may hold: the file is
+    unpickled with :class:`VecNormalizeUnpickler`, then wrapped around ``venv`` (``set_venv``) as SB3 does.
+
+    :param path: a ``vecnormalize.pkl`` written by ``VecNormalize.save``
+    :param venv: the vectorized env to wrap (its observation space must have the saved shape)
+    :param trusted: unpickle with ``pickle.load`` as SB3 does, any object allowed: only for files you trust, as
+        this runs any code they hold (the zoo's ``--trust-code`` sets it)
+    :return: the VecNormalize wrapper, with the saved statistics and settings
+    :raises UntrustedPickleError: (a ``ValueError``) the file refers to a global not allowed; nothing of it was run
+    :raises ValueError: the file is not a VecNormalize pickle, or its observation shape is not ``venv``'s
+    """
+    if not isinstance(trusted, bool):
+        raise TypeError(f"trusted must be True or False, got {trusted!r} ({type(trusted).__name__})")
+    if not isinstance(venv, VecEnv):
+        raise TypeError(f"venv must be a VecEnv (the env to wrap), got {type(venv).__name__}")
+    # Read once: what is unpickled is what was read (as for model files)
+    data = Path(path).read_bytes()
+    try:
+        obj = pickle.loads(data) if trusted else VecNormalizeUnpickler(io.BytesIO(data)).load()
+    except UntrustedPickleError as error:
+        refused = error.refused[None]
+        raise UntrustedPickleError(
+            f"Refused to unpickle the VecNormalize statistics {str(path)!r}, nothing of the file was run: {error}. "
+            f"Allowed: {VEC_NORMALIZE_ALLOWED_DESCRIPTION}. If you trust the file, pass --trust-code to the zoo "
+            "command (python -m sb3_reinforce.zoo enjoy ... --trust-code) or load_vec_normalize(path, venv, "
+            "trusted=True) to unpickle it as Stable-Baselines3 does (this runs any code the file holds).",
+            {None: refused},
+        ) from error
+    except Exception as error:  # whatever a corrupt pickle raises
+        raise ValueError(
+            f"Cannot load the VecNormalize statistics {str(path)!r}: not a file written by VecNormalize.save() "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    if not isinstance(obj, VecNormalize):
+        raise ValueError(
+            f"Cannot load the VecNormalize statistics {str(path)!r}: the file holds an object of type "
+            f"{type(obj).__name__}, not a VecNormalize (written by VecNormalize.save())"
+        )
+    try:
+        obj.set_venv(venv)
+    except (AssertionError, ValueError, AttributeError, KeyError) as error:
+        # check_shape_equal asserts; a file missing attributes fails here
+        raise ValueError(f"Cannot wrap the env with the VecNormalize statistics {str(path)!r}: {error}") from error
+    return obj
