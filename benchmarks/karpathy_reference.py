@@ -252,7 +252,7 @@ def pong_vec_env_throughput(n_envs: int, n_steps: int) -> float:
     :param n_steps: vector steps to time (each is ``n_envs`` env steps)
     :return: env steps per second (``n_envs * n_steps / seconds``)
     """
-    from sb3_reinforce.pong import make_pong_vec_env
+    from sb3_reinforce.pong.vec_env import make_pong_vec_env
 
     venv = make_pong_vec_env(n_envs=n_envs, seed=0)
     actions = np.random.default_rng(0).integers(0, 2, size=(n_steps + 20, n_envs))
@@ -273,7 +273,7 @@ def interleaved_vector_throughputs(n_envs: int, n_steps: int, chunk: int = 25) -
     :param chunk: vector steps per turn
     :return: ``(raw AtariVectorEnv, PongVecEnv)`` env steps per second
     """
-    from sb3_reinforce.pong import make_pong_vec_env
+    from sb3_reinforce.pong.vec_env import make_pong_vec_env
 
     raw = _make_raw_vector_env(n_envs)
     fast = make_pong_vec_env(n_envs=n_envs, seed=0)

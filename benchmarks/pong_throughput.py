@@ -3,7 +3,7 @@ Pong throughput, in env steps per second, measured in one run on the same machin
 
 (a) ale-py's ``AtariVectorEnv`` alone, random UP/DOWN actions (the limit);
 (b) a numpy re-implementation of Karpathy's single-env training loop (the reference);
-(c) full REINFORCE training with the Karpathy configuration (:func:`sb3_reinforce.karpathy.karpathy_pong`) on
+(c) full REINFORCE training with the Karpathy configuration (:func:`sb3_reinforce.pong.karpathy.karpathy_pong`) on
     the fast vectorized Pong: collection, policy forward passes and updates all included.
 
 The last line printed is ``ratio_vs_reference=<c/b> ratio_vs_limit=<c/a>``.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from karpathy_reference import raw_vector_env_throughput, run_reference
 
-from sb3_reinforce.karpathy import karpathy_pong
+from sb3_reinforce.pong.karpathy import karpathy_pong
 
 
 def reinforce_throughput(n_envs: int, n_steps: int, n_episodes: int | None, torch_threads: int, seed: int = 0) -> float:

@@ -28,11 +28,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.safety import atomic_write
-from sb3_reinforce.envs import KARPATHY_PONG_ID
 from sb3_reinforce.hyperparams import load_hyperparams
-from sb3_reinforce.karpathy import karpathy_pong
-from sb3_reinforce.pong import make_pong_vec_env
-from sb3_reinforce.wrappers import make_karpathy_pong_env
+from sb3_reinforce.pong.karpathy import karpathy_pong
+from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
+from sb3_reinforce.pong.vec_env import make_pong_vec_env
+from sb3_reinforce.pong.wrappers import make_karpathy_pong_env
 
 CSV_HEADER = ["episode", "wall_seconds", "timesteps", "reward", "running_reward"]
 #: Episode count, running reward, wall seconds and env steps of the model in latest.zip

@@ -22,7 +22,7 @@ from sb3_reinforce.hyperparams import (
     validate_hyperparams_file,
     validate_reinforce_hyperparams,
 )
-from sb3_reinforce.optuna_sampler import convert_reinforce_params, sample_reinforce_params, trial_params_to_yaml_entry
+from sb3_reinforce.tuning import convert_reinforce_params, sample_reinforce_params, trial_params_to_yaml_entry
 from sb3_reinforce.zoo import parse_cli_value
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_packaged_file_validates():
 
 def test_pong_entry_is_karpathys_configuration():
     from sb3_reinforce.common.buffers import TernaryPackedRolloutBuffer
-    from sb3_reinforce.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy
+    from sb3_reinforce.pong.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy
 
     kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", "KarpathyPong-v0"))
     assert kwargs.pop("policy") is KarpathyPolicy

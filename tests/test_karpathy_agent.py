@@ -18,8 +18,8 @@ from sb3_reinforce.common.buffers import (
     pack_ternary,
     unpack_ternary,
 )
-from sb3_reinforce.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy, SparseInputLinear, karpathy_pong
-from sb3_reinforce.pong import make_pong_vec_env
+from sb3_reinforce.pong.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy, SparseInputLinear, karpathy_pong
+from sb3_reinforce.pong.vec_env import make_pong_vec_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OBS_SPACE = spaces.Box(-1, 1, (6400,), np.int8)

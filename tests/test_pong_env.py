@@ -12,8 +12,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from sb3_reinforce.pong import PongVecEnv, make_pong_vec_env
-from sb3_reinforce.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown, make_karpathy_pong_env
+from sb3_reinforce.pong.vec_env import PongVecEnv, make_pong_vec_env
+from sb3_reinforce.pong.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown, make_karpathy_pong_env
 
 
 def make_reference(n_envs: int, **kwargs) -> DummyVecEnv:
@@ -225,7 +225,8 @@ def test_registered_id_and_zoo_factory(tmp_path):
     from stable_baselines3.common.vec_env import VecMonitor
 
     import sb3_reinforce  # noqa: F401 - registers KarpathyPong-v0
-    from sb3_reinforce.envs import KARPATHY_PONG_ID, make_zoo_vec_env
+    from sb3_reinforce.hyperparams.envs import make_zoo_vec_env
+    from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 
     single = gym.make(KARPATHY_PONG_ID)
     fast = make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=2, seed=0)

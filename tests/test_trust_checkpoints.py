@@ -294,7 +294,7 @@ def test_project_models_load_by_default(tmp_path: Path, policy: str, env: Any, k
 
 
 def test_karpathy_pong_model_loads_by_default(tmp_path: Path) -> None:
-    from sb3_reinforce.karpathy import KarpathyPolicy, karpathy_pong
+    from sb3_reinforce.pong.karpathy import KarpathyPolicy, karpathy_pong
 
     model = karpathy_pong(n_envs=1, seed=0)
     model.save(tmp_path / "pong.zip")
@@ -507,3 +507,15 @@ def test_filesystem_without_locks(tmp_path: Path, monkeypatch) -> None:
         file.write(b"new")
     assert path.read_bytes() == b"new"
     assert _temporary_files(tmp_path) == [stale.name]
+
+
+def test_models_saved_before_the_pong_subpackage_still_load():
+    """A model saved by 0.1 names ``sb3_reinforce.karpathy.KarpathyPolicy``: the restricted unpickler maps it."""
+    import pickle
+
+    from sb3_reinforce.common.serialization import restricted_loads
+    from sb3_reinforce.pong.karpathy import KarpathyPolicy
+
+    old = pickle.dumps(KarpathyPolicy, protocol=0).replace(b"sb3_reinforce.pong.karpathy", b"sb3_reinforce.karpathy")
+    assert b"sb3_reinforce.karpathy\nKarpathyPolicy" in old
+    assert restricted_loads(old) is KarpathyPolicy

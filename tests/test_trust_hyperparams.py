@@ -35,7 +35,7 @@ from sb3_reinforce.hyperparams import (
     validate_hyperparams_file,
     validate_reinforce_hyperparams,
 )
-from sb3_reinforce.optuna_sampler import (
+from sb3_reinforce.tuning import (
     STUDY_ATTR_ALGO,
     STUDY_ATTR_ENV,
     STUDY_ATTR_HYPERPARAMS,
@@ -317,7 +317,7 @@ def test_the_classes_rl_zoo_files_use_pass():
             "rl_zoo3.callbacks.ParallelTrainCallback",
             {"stable_baselines3.common.callbacks.CheckpointCallback": {"save_freq": 10, "save_path": "logs"}},
         ],
-        "policy": "sb3_reinforce.karpathy.KarpathyPolicy",
+        "policy": "sb3_reinforce.pong.karpathy.KarpathyPolicy",
         "rollout_buffer_class": "sb3_reinforce.common.buffers.TernaryPackedRolloutBuffer",
         "replay_buffer_class": "HerReplayBuffer",
         "replay_buffer_kwargs": "dict(goal_selection_strategy='future', n_sampled_goal=4)",

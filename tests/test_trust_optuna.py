@@ -19,7 +19,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from sb3_reinforce.optuna_sampler import (
+from sb3_reinforce.tuning import (
     N_EPISODES_CHOICES,
     N_STEPS_CHOICES,
     STUDY_ATTR_ALGO,

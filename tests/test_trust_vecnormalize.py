@@ -64,7 +64,13 @@ def _zoo(command: str, logs: Path, *extra: str) -> None:
         argv += ["--eval-freq", "-1", "--num-threads", "1", "--log-interval", "-1"]
     else:
         argv += ["--no-render"]
-    main([*argv, *extra])
+    try:
+        main([*argv, *extra])
+    except SystemExit as exit_:
+        # The CLI reports a refused file as one line and exit status 2: hand the error itself to the test
+        if exit_.code == 2 and isinstance(exit_.__cause__, UntrustedPickleError):
+            raise exit_.__cause__ from None
+        raise
 
 
 @pytest.fixture(scope="module")
@@ -324,3 +330,15 @@ def test_wrong_files_and_arguments(tmp_path: Path, zoo_run: Path) -> None:
         load_vec_normalize(genuine, _pendulum_venv(), trusted="yes")
     with pytest.raises(FileNotFoundError):
         load_vec_normalize(tmp_path / "missing.pkl", _pendulum_venv())
+
+
+def test_the_cli_reports_a_refused_file_in_one_line_with_status_2(tmp_path: Path, run_copy, capsys) -> None:
+    marker = tmp_path / "pwned"
+    logs = run_copy(pickle.dumps(_RunsShell(f"touch {marker}")))
+    argv = ["enjoy", "--algo", "reinforce", "--env", ENV_ID, "--seed", "0", "-f", str(logs), "--no-render", "-n", "50"]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith("error: Refused to unpickle the VecNormalize statistics") and "--trust-code" in last_line
+    assert not marker.exists()

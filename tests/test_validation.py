@@ -15,9 +15,8 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from sb3_reinforce.pong import make_pong_vec_env
-from sb3_reinforce.reinforce.reinforce import REINFORCE
-from sb3_reinforce.wrappers import (
+from sb3_reinforce.pong.vec_env import make_pong_vec_env
+from sb3_reinforce.pong.wrappers import (
     DifferenceFrame,
     KarpathyPreprocess,
     PongUpDown,
@@ -26,6 +25,7 @@ from sb3_reinforce.wrappers import (
     karpathy_preprocess_batch,
     make_karpathy_pong_env,
 )
+from sb3_reinforce.reinforce.reinforce import REINFORCE
 
 
 class CountingEnv(gym.Wrapper):
@@ -179,7 +179,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str, str]] = [
     ),
     ("pong-num_threads", call(make_pong_vec_env, num_threads=-1), ValueError, "num_threads", ">= 0"),
     ("pong-affinity", call(make_pong_vec_env, thread_affinity_offset=-2), ValueError, "thread_affinity_offset", ">= -1"),
-    # sb3_reinforce.wrappers
+    # sb3_reinforce.pong.wrappers
     ("ale-frameskip", call(make_karpathy_pong_env, frameskip=0), ValueError, "frameskip", ">= 1"),
     ("ale-frameskip-str", call(make_karpathy_pong_env, frameskip="4"), TypeError, "frameskip", "(low, high) tuple"),
     ("ale-frameskip-range", call(make_karpathy_pong_env, frameskip=(4, 2)), ValueError, "frameskip", "1 <= low < high"),

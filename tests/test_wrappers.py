@@ -7,7 +7,7 @@ import pytest
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from sb3_reinforce.wrappers import (
+from sb3_reinforce.pong.wrappers import (
     DifferenceFrame,
     KarpathyPreprocess,
     PongUpDown,

@@ -56,12 +56,12 @@ def test_train_then_enjoy_reinforce(tmp_path, capsys):
 
 
 def test_karpathy_pong_trains_on_the_fast_vec_env(tmp_path, capsys, monkeypatch):
-    import sb3_reinforce.pong
-    from sb3_reinforce.karpathy import KarpathyPolicy
+    import sb3_reinforce.pong.vec_env
+    from sb3_reinforce.pong.karpathy import KarpathyPolicy
 
     built = []
-    factory = sb3_reinforce.pong.make_pong_vec_env
-    monkeypatch.setattr(sb3_reinforce.pong, "make_pong_vec_env", lambda **kwargs: built.append(kwargs) or factory(**kwargs))
+    factory = sb3_reinforce.pong.vec_env.make_pong_vec_env
+    monkeypatch.setattr(sb3_reinforce.pong.vec_env, "make_pong_vec_env", lambda **kwargs: built.append(kwargs) or factory(**kwargs))
     logs = tmp_path / "logs"
     args = ["--env", "KarpathyPong-v0", "--seed", "0", "--eval-freq", "-1", "--num-threads", "1", "-f", str(logs)]
     main(["train", *args, "-n", "1600", "-params", "n_envs:2", "n_episodes:1"])
@@ -228,7 +228,7 @@ def test_registration_and_storage_urls(tmp_path):
     from rl_zoo3.utils import ALGOS
 
     from sb3_reinforce import REINFORCE
-    from sb3_reinforce.optuna_sampler import convert_reinforce_params, sample_reinforce_params
+    from sb3_reinforce.tuning import convert_reinforce_params, sample_reinforce_params
     from sb3_reinforce.zoo import _hide_password, normalize_storage_url
 
     register_reinforce()

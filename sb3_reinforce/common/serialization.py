@@ -111,6 +111,15 @@ class UntrustedPickleError(ValueError):
         return type(self), (str(self), self.refused)
 
 
+#: Modules of this package that moved (0.1 layout -> subpackages): models saved before the move name the old path.
+MOVED_MODULES: dict[str, str] = {
+    "sb3_reinforce.karpathy": "sb3_reinforce.pong.karpathy",
+    "sb3_reinforce.wrappers": "sb3_reinforce.pong.wrappers",
+    "sb3_reinforce.pong": "sb3_reinforce.pong.vec_env",
+    "sb3_reinforce.optuna_sampler": "sb3_reinforce.tuning",
+}
+
+
 def find_allowed_global(module: str, name: str) -> Any:
     """
     The global ``module.name`` if a REINFORCE model file may refer to it (see :data:`ALLOWED_DESCRIPTION`),
@@ -121,6 +130,7 @@ def find_allowed_global(module: str, name: str) -> Any:
     :param name: its name in the module
     :return: the object
     """
+    module = MOVED_MODULES.get(module, module)
     global_name = f"{module}.{name}"
     allowed_module = (module, name) in _EXACT_GLOBALS or any(_matches(module, *rule[:2]) for rule in _CLASS_RULES)
     if not allowed_module or not name.isidentifier():

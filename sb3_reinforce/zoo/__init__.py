@@ -42,7 +42,6 @@ import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
-from sb3_reinforce.envs import KARPATHY_PONG_ID, make_zoo_vec_env
 from sb3_reinforce.hyperparams import (
     MAX_YAML_BYTES,
     HyperparamsError,
@@ -58,7 +57,9 @@ from sb3_reinforce.hyperparams import (
     validate_hyperparams_content,
     validate_reinforce_hyperparams,
 )
-from sb3_reinforce.optuna_sampler import (
+from sb3_reinforce.hyperparams.envs import make_zoo_vec_env
+from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
+from sb3_reinforce.tuning import (
     SAMPLED_KEYS,
     STUDY_ATTR_ALGO,
     STUDY_ATTR_BUDGET,
@@ -413,7 +414,7 @@ class ReinforceExperimentManager(ExperimentManager):
         return super()._preprocess_hyperparams(hyperparams)
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
-        """rl_zoo3's envs, except ``KarpathyPong-v0``: ale-py's native vector env (see :mod:`sb3_reinforce.envs`)."""
+        """rl_zoo3's envs, except ``KarpathyPong-v0``: ale-py's native vector env (``hyperparams.envs``)."""
         if self.env_name.gym_id != KARPATHY_PONG_ID:
             return super().create_envs(n_envs, eval_env, no_log)
         try:
@@ -462,7 +463,7 @@ class ReinforceExperimentManager(ExperimentManager):
     def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
         """
         The parameters of trial number ``trial_id`` (``--trial-id``), or of the best trial, which must be COMPLETE
-        (:func:`~sb3_reinforce.optuna_sampler.select_trial`), converted to keyword arguments.
+        (:func:`~sb3_reinforce.tuning.select_trial`), converted to keyword arguments.
         """
         from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER
 
@@ -886,7 +887,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         # A user's file that cannot be used as it is: one clear message, not a traceback
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
-
-
-if __name__ == "__main__":
-    main()

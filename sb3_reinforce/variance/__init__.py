@@ -323,7 +323,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_variance(results, out / "variance.png")
     print(table)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,14 +3,14 @@ Fast vectorized Pong with the observations and actions of Karpathy's "Pong from 
 
 Use the factory :func:`make_pong_vec_env`::
 
-    from sb3_reinforce.pong import make_pong_vec_env
+    from sb3_reinforce.pong.vec_env import make_pong_vec_env
     venv = make_pong_vec_env(n_envs=16, seed=0)
 
 It returns a :class:`PongVecEnv`, a Stable-Baselines3 ``VecEnv`` running N Atari Pong games in native threads
 with ale-py's C++ vector environment (``ale_py.vector_env.AtariVectorEnv``); Karpathy's preprocessing and the
 difference frames are computed batched in numpy. Observations are ``int8`` difference frames
 (``Box(-1, 1, (6400,), int8)``), actions ``Discrete(2)`` (0 = UP, 1 = DOWN). The observations are identical to
-those of the gymnasium chain :func:`sb3_reinforce.wrappers.make_karpathy_pong_env` (``ALE/Pong-v5`` +
+those of the gymnasium chain :func:`sb3_reinforce.pong.wrappers.make_karpathy_pong_env` (``ALE/Pong-v5`` +
 ``KarpathyPreprocess`` + ``DifferenceFrame`` + ``PongUpDown``) with the same emulator settings and actions.
 """
 
@@ -24,7 +24,7 @@ from gymnasium import spaces
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from sb3_reinforce.wrappers import (
+from sb3_reinforce.pong.wrappers import (
     FRAME_SHAPE,
     N_PIXELS,
     DifferenceFrame,
@@ -335,7 +335,7 @@ class PongVecEnv(VecEnv):
         return [wrapped for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        raise NotImplementedError("PongVecEnv does not render; watch games with sb3_reinforce.wrappers.make_karpathy_pong_env")
+        raise NotImplementedError("PongVecEnv does not render; watch games with gymnasium.make(\"KarpathyPong-v0\")")
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -376,7 +376,7 @@ def make_pong_vec_env(
     Karpathy trained on: sticky actions 0.25 and a frameskip of 3. ``Pong-v0`` draws a random frameskip of
     2, 3 or 4 at every step, which ``AtariVectorEnv`` does not support (its frameskip is a fixed int for all
     environments); 3 is the mean of that draw. For the exact ``Pong-v0`` emulator use the slower gymnasium chain
-    ``sb3_reinforce.wrappers.make_karpathy_pong_env(karpathy_original=True)``. Explicit ``frameskip`` or
+    ``sb3_reinforce.pong.wrappers.make_karpathy_pong_env(karpathy_original=True)``. Explicit ``frameskip`` or
     ``repeat_action_probability`` values take precedence.
 
     :param n_envs: number of Pong games played in parallel

@@ -375,8 +375,8 @@ def _make_model(spec: AlgoSpec, env_id: str, seed: int, hyperparams_path: str | 
     from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
     from sb3_reinforce import REINFORCE
-    from sb3_reinforce.envs import make_zoo_vec_env
     from sb3_reinforce.hyperparams import build_model_kwargs
+    from sb3_reinforce.hyperparams.envs import make_zoo_vec_env
 
     entry, _ = resolve_entry(spec, env_id, hyperparams_path)
     kwargs, zoo = build_model_kwargs(entry)
@@ -973,7 +973,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown, _ = write_report(args.env, results, args.out, args.threshold)
     print(markdown)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

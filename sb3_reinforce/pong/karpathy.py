@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_reinforce.common.buffers import TernaryPackedRolloutBuffer
-from sb3_reinforce.envs import KARPATHY_PONG_ID
-from sb3_reinforce.pong import make_pong_vec_env
+from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
+from sb3_reinforce.pong.vec_env import make_pong_vec_env
 from sb3_reinforce.reinforce.policies import REINFORCEPolicy
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 
@@ -217,7 +217,7 @@ def karpathy_pong(
 
     .. code-block:: python
 
-        from sb3_reinforce.karpathy import karpathy_pong
+        from sb3_reinforce.pong.karpathy import karpathy_pong
 
         model = karpathy_pong(seed=0).learn(2_000_000, progress_bar=True)
 

@@ -815,7 +815,7 @@ def default_hyperparams_path(algo: str) -> Path:
     :return: the path
     """
     if algo == "reinforce":
-        return Path(__file__).resolve().parent / "hyperparams" / "reinforce.yml"
+        return Path(__file__).resolve().parent / "reinforce.yml"
     import rl_zoo3
 
     package = Path(rl_zoo3.__file__).resolve().parent

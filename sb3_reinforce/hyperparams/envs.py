@@ -1,30 +1,15 @@
-"""
-Environment ids registered by this package, and the one vec-env factory that the zoo and the comparison tool share.
-
-``KarpathyPong-v0`` is the environment of Karpathy's "Pong from Pixels" agent: Atari Pong with int8 difference
-frames of 6400 values and the actions UP/DOWN. ``gymnasium.make("KarpathyPong-v0")`` gives one game through the
-gymnasium wrapper chain (:func:`sb3_reinforce.wrappers.make_karpathy_pong_env`), while :func:`make_zoo_vec_env`
-(used by ``sb3-reinforce-zoo`` and ``sb3-reinforce-compare``) gives N games on ale-py's native vector
-environment (:func:`sb3_reinforce.pong.make_pong_vec_env`): the same observations, several times faster.
-"""
+"""The one vec-env factory of the zoo and the tools: SB3's ``make_vec_env``, or the fast Pong env for ``KarpathyPong-v0``."""
 
 import os
 import warnings
 from typing import Any
 
-import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-__all__ = ["KARPATHY_PONG_ID", "make_zoo_vec_env", "register_envs"]
+from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 
-KARPATHY_PONG_ID = "KarpathyPong-v0"
-
-
-def register_envs() -> None:
-    """Register ``KarpathyPong-v0`` with gymnasium (idempotent; done when ``sb3_reinforce`` is imported)."""
-    if KARPATHY_PONG_ID not in gym.registry:
-        gym.register(KARPATHY_PONG_ID, entry_point="sb3_reinforce.wrappers:make_karpathy_pong_env")
+__all__ = ["make_zoo_vec_env"]
 
 
 def make_zoo_vec_env(
@@ -69,7 +54,7 @@ def make_zoo_vec_env(
             f"env_wrapper cannot be used with {KARPATHY_PONG_ID}: its games run in ale-py's native vector "
             "environment, with Karpathy's preprocessing already applied; use ALE/Pong-v5 for gymnasium wrappers"
         )
-    from sb3_reinforce.pong import make_pong_vec_env
+    from sb3_reinforce.pong.vec_env import make_pong_vec_env
 
     env = make_pong_vec_env(n_envs=n_envs, seed=seed, **(env_kwargs or {}))
     if monitor_dir is None:
