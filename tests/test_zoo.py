@@ -61,7 +61,9 @@ def test_karpathy_pong_trains_on_the_fast_vec_env(tmp_path, capsys, monkeypatch)
 
     built = []
     factory = sb3_reinforce.pong.vec_env.make_pong_vec_env
-    monkeypatch.setattr(sb3_reinforce.pong.vec_env, "make_pong_vec_env", lambda **kwargs: built.append(kwargs) or factory(**kwargs))
+    monkeypatch.setattr(
+        sb3_reinforce.pong.vec_env, "make_pong_vec_env", lambda **kwargs: built.append(kwargs) or factory(**kwargs)
+    )
     logs = tmp_path / "logs"
     args = ["--env", "KarpathyPong-v0", "--seed", "0", "--eval-freq", "-1", "--num-threads", "1", "-f", str(logs)]
     main(["train", *args, "-n", "1600", "-params", "n_envs:2", "n_episodes:1"])
