@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sb3_reinforce.common.estimators import BASELINES, RETURN_MODES
 from sb3_reinforce.compare import (
     AlgoSpec,
     AlgoSpecError,
@@ -91,6 +92,7 @@ def test_resume_after_kill(tmp_path):
         ("reinforce:total+mean+norm", "reinforce", {"return_mode": "total", "baseline": "mean", "normalize_advantage": True}),
         ("reinforce+none+nonorm", "reinforce", {"baseline": None, "normalize_advantage": False}),
         ("reinforce+optimal", "reinforce", {"baseline": "optimal"}),
+        ("reinforce+time", "reinforce", {"baseline": "time"}),
     ],
 )
 def test_parse_algo_spec(token, algo, overrides):
@@ -101,8 +103,9 @@ def test_parse_algo_spec(token, algo, overrides):
 @pytest.mark.parametrize(
     "token, message",
     [
-        ("reinforce:sum", "return mode 'sum'.*total, reward_to_go"),
-        ("reinforce:total+avg", "option 'avg'.*none, mean, optimal, value.*norm / nonorm"),
+        ("reinforce:sum", "return mode 'sum'.*" + ", ".join(RETURN_MODES)),
+        ("reinforce:total+avg", "option 'avg'.*" + ", ".join(BASELINES) + ".*norm / nonorm"),
+        ("reinforce:+mean", "':' must be followed by a return mode"),
         ("reinforce+mean+value", "baseline is given twice"),
         ("ppo:total", "only reinforce takes"),
         ("dqnn", "unknown algorithm 'dqnn'"),

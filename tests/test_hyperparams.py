@@ -8,6 +8,7 @@ import pytest
 import torch as th
 import yaml
 
+from sb3_reinforce.common.estimators import baseline_values
 from sb3_reinforce.hyperparams import (
     REINFORCE_KEYS,
     ZOO_KEYS,
@@ -252,10 +253,10 @@ def test_valid_entry():
 
 # (key, bad value, substrings the message must contain: the key, the value, what is allowed)
 BAD_VALUES = [
-    ("baseline", "meen", ["baseline", "'meen'", "null, 'mean', 'optimal', 'value'"]),
+    ("baseline", "meen", ["baseline", "'meen'", "null, 'mean', 'optimal', 'time', 'value'"]),
     ("gamma", 2, ["gamma", "2", "[0, 1]"]),
     ("gamma", "0.99", ["gamma", "'0.99'", "a number in [0, 1]"]),
-    ("return_mode", "sum", ["return_mode", "'sum'", "'total', 'reward_to_go'"]),
+    ("return_mode", "sum", ["return_mode", "'sum'", "'reward_to_go', 'total'"]),
     ("n_episodes", 0, ["n_episodes", "0", "an integer in [1, inf)"]),
     ("n_steps", 1.5, ["n_steps", "1.5", "an integer"]),
     ("n_envs", -1, ["n_envs", "-1", "an integer in [1, inf)"]),
@@ -361,4 +362,4 @@ def test_sampled_trials_export_valid_entries():
         assert entry["n_timesteps"] == base["n_timesteps"] and entry["n_envs"] == base["n_envs"]
         assert ("n_episodes" in entry) != ("n_steps" in entry)
         baselines.add(entry["baseline"])
-    assert baselines == {None, "mean", "optimal", "value"}
+    assert baselines == set(baseline_values())

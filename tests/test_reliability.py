@@ -15,6 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_reinforce.common.estimators import baseline_values
 from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 
@@ -242,7 +243,7 @@ def _cartpole_3_actions() -> gym.Env:
 # determinism ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("baseline", [None, "mean", "optimal", "value"])
+@pytest.mark.parametrize("baseline", baseline_values())
 @pytest.mark.parametrize("n_envs", [1, 3])
 def test_same_seed_gives_bit_identical_parameters(baseline: str | None, n_envs: int) -> None:
     def run() -> tuple[dict[str, th.Tensor], int]:

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from sb3_reinforce.common.estimators import policy_gradient_weights
 from sb3_reinforce.common.returns import (
     gae_advantages,
     leave_one_episode_out_mean,
     per_decision_is_weights,
-    policy_gradient_weights,
     standardize,
 )
 

@@ -14,6 +14,7 @@ import torch as th
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.buffers import EpisodeBatch
+from sb3_reinforce.common.estimators import RETURN_MODES, baseline_values
 from tests.toy_mdp import (
     HORIZON,
     ToyMDPEnv,
@@ -108,8 +109,8 @@ def test_enumeration_matches_the_policy_gradient_theorem():
 
 
 @pytest.mark.parametrize("carried_steps", [0, 2], ids=["on-policy", "carried"])
-@pytest.mark.parametrize("baseline", [None, "mean", "optimal", "value"])
-@pytest.mark.parametrize("return_mode", ["total", "reward_to_go"])
+@pytest.mark.parametrize("baseline", baseline_values())
+@pytest.mark.parametrize("return_mode", list(RETURN_MODES))
 def test_unbiased(return_mode, baseline, carried_steps):
     model = make_model(return_mode, baseline)
     exact = exact_gradient(model, return_mode)

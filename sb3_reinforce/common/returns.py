@@ -1,5 +1,7 @@
 """
-Per-step policy-gradient weights (``Psi_t``) for REINFORCE, computed from a batch of complete episodes.
+The arithmetic of Monte-Carlo returns on a batch of complete episodes: discounted sums, importance weights,
+leave-one-episode-out averages, GAE, standardization. Which of them make an estimator is declared in
+:mod:`sb3_reinforce.common.estimators`.
 
 All functions work on a *flat, episode-major* batch: the steps of episode 0, then of episode 1, ...
 ``episode_starts[t]`` is True on the first step of every episode. Everything is numpy float64 so the
@@ -21,9 +23,6 @@ collected by an older one. With ``c = 1`` these are the usual G_t and R(tau).
 """
 
 import numpy as np
-
-RETURN_MODES = ("total", "reward_to_go")
-BASELINES = (None, "mean", "optimal", "value")
 
 
 def segment_starts(episode_starts: np.ndarray, rewards: np.ndarray, reset_on_reward: bool) -> np.ndarray:
@@ -184,88 +183,3 @@ def standardize(weights: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     if std < eps:
         return np.zeros_like(centered)
     return centered / std
-
-
-def policy_gradient_weights(
-    rewards: np.ndarray,
-    episode_starts: np.ndarray,
-    gamma: float,
-    return_mode: str = "reward_to_go",
-    baseline: str | None = None,
-    reset_on_reward: bool = False,
-    is_weights: np.ndarray | None = None,
-    values: np.ndarray | None = None,
-    score_sq_norms: np.ndarray | None = None,
-    gae_lambda: float = 1.0,
-    normalize: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """
-    The weights ``Psi_t`` multiplying ``grad log pi(a_t|s_t)`` in the REINFORCE estimator, and the regression
-    targets for a value baseline.
-
-    Baselines (``b`` never depends on the step's own episode, so every choice is unbiased):
-
-    - ``None``: no baseline.
-    - ``"mean"``: mean of the (unweighted) returns of all steps of the *other* episodes of the batch.
-    - ``"optimal"``: ``b = sum |g_j|^2 R_j / sum |g_j|^2`` over the steps j of the other episodes, with ``g_j`` the
-      gradient of ``log pi(a_j|s_j)`` with respect to the action-distribution parameters the network outputs
-      for step j (logits, or the Gaussian mean): the per-step variance-minimizing constant.
-    - ``"value"``: ``V(s_t)``; with ``gae_lambda < 1`` the advantage is GAE(lambda) (biased, lower variance).
-      In ``"total"`` mode the baseline of step t is the discounted past reward plus ``gamma^k V(s_t)``
-      (k: index in segment), i.e. ``Psi_t = gamma^k (G_t - V(s_t))``, the exact discounted policy gradient.
-
-    The baseline is multiplied by ``c_t`` like the score it multiplies, so it stays mean-zero off-policy.
-
-    :param rewards: rewards, flat episode-major
-    :param episode_starts: True on the first step of each episode
-    :param gamma: discount factor
-    :param return_mode: ``"total"`` or ``"reward_to_go"``
-    :param baseline: None, ``"mean"``, ``"optimal"`` or ``"value"``
-    :param reset_on_reward: restart the discounted sum after each non-zero reward
-    :param is_weights: per-decision importance weights (None: on-policy batch)
-    :param values: V(s_t), needed for ``baseline="value"``
-    :param score_sq_norms: ``|g_t|^2`` per step, needed for ``baseline="optimal"``
-    :param gae_lambda: GAE lambda for the value baseline
-    :param normalize: standardize the weights over the batch
-    :return: (weights Psi_t, value targets G_t) as float64 arrays
-    """
-    if return_mode not in RETURN_MODES:
-        raise ValueError(f"return_mode={return_mode!r} is not one of {RETURN_MODES}")
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline={baseline!r} is not one of {BASELINES}")
-    rewards = np.asarray(rewards, dtype=np.float64)
-    episode_starts = np.asarray(episode_starts, dtype=bool)
-    seg = segment_starts(episode_starts, rewards, reset_on_reward)
-    c = np.ones_like(rewards) if is_weights is None else np.asarray(is_weights, dtype=np.float64)
-    returns_fn = total_return if return_mode == "total" else reward_to_go
-    # Unweighted returns: regression targets and baseline statistics
-    targets = reward_to_go(rewards, seg, gamma)
-
-    if baseline == "value":
-        if values is None:
-            raise ValueError("baseline='value' needs the values V(s_t)")
-        values = np.asarray(values, dtype=np.float64)
-        if gae_lambda == 1.0:
-            advantages = reward_to_go(rewards, seg, gamma, c) - c * values
-        else:
-            advantages = c * gae_advantages(rewards, values, seg, gamma, gae_lambda)
-        if return_mode == "total":
-            advantages = advantages * gamma ** steps_in_segment(seg).astype(np.float64)
-        weights = advantages
-    else:
-        weights = returns_fn(rewards, seg, gamma, None if is_weights is None else c)
-        if baseline is not None:
-            plain = returns_fn(rewards, seg, gamma) if is_weights is not None else weights
-            episode_ids = np.cumsum(episode_starts) - 1
-            if episode_starts.size and not episode_starts[0]:
-                raise ValueError("the batch must start with the first step of an episode")
-            if baseline == "mean":
-                b = leave_one_episode_out_mean(plain, episode_ids)
-            else:
-                if score_sq_norms is None:
-                    raise ValueError("baseline='optimal' needs the squared score norms |g_t|^2")
-                b = leave_one_episode_out_mean(plain, episode_ids, weights=score_sq_norms)
-            weights = weights - c * b
-    if normalize:
-        weights = standardize(weights)
-    return weights, targets

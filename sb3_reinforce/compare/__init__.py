@@ -17,8 +17,9 @@ Algorithm syntax (``--algos``)::
     <algo>                                   an rl_zoo3 algorithm (ppo, a2c, ...) or reinforce, zoo settings
     reinforce[:<return_mode>][+<baseline>][+norm|+nonorm]
 
-``return_mode`` is ``total`` or ``reward_to_go``; ``baseline`` is ``none``, ``mean``, ``optimal`` or ``value``;
-``norm``/``nonorm`` switch ``normalize_advantage`` on/off. Parts left out keep the zoo entry's value, e.g.
+``return_mode`` and ``baseline`` are names of the estimator registry (``sb3_reinforce.common.estimators``:
+``total``/``reward_to_go``; ``none``, ``mean``, ``optimal``, ``time``, ``value``); ``norm``/``nonorm`` switch
+``normalize_advantage`` on/off. Parts left out keep the zoo entry's value, e.g.
 ``reinforce:total``, ``reinforce:reward_to_go+value``, ``reinforce:total+mean+norm``, ``reinforce+nonorm``.
 
 Output (in ``--out``): one CSV per run (``<label>__seed<k>.csv``: timesteps, wall seconds of training,
@@ -62,11 +63,9 @@ from typing import Any
 
 import numpy as np
 
+from sb3_reinforce.common.estimators import RETURN_MODES, parse_estimator_variant, variant_grammar
 from sb3_reinforce.common.safety import atomic_write
 
-RETURN_MODES = ("total", "reward_to_go")
-BASELINE_NAMES = ("none", "mean", "optimal", "value")
-NORM_FLAGS = ("norm", "nonorm")
 CSV_FIELDS = ("timesteps", "wall_s", "mean_return", "std_return")
 
 
@@ -117,24 +116,12 @@ def parse_algo_spec(token: str) -> AlgoSpec:
         if algo not in ALGOS:
             raise AlgoSpecError(f"{token!r}: unknown algorithm {algo!r}; use reinforce or one of {', '.join(sorted(ALGOS))}")
         return AlgoSpec(label=algo, algo=algo)
-    overrides: dict[str, Any] = {}
-    if sep:
-        if mode not in RETURN_MODES:
-            raise AlgoSpecError(f"{token!r}: return mode {mode!r} is not allowed; use one of {', '.join(RETURN_MODES)}")
-        overrides["return_mode"] = mode
-    for mod in mods:
-        if mod in BASELINE_NAMES:
-            key, value = "baseline", (None if mod == "none" else mod)
-        elif mod in NORM_FLAGS:
-            key, value = "normalize_advantage", mod == "norm"
-        else:
-            raise AlgoSpecError(
-                f"{token!r}: option {mod!r} is not allowed; use a baseline ({', '.join(BASELINE_NAMES)}) "
-                f"or {' / '.join(NORM_FLAGS)}"
-            )
-        if key in overrides:
-            raise AlgoSpecError(f"{token!r}: {key} is given twice")
-        overrides[key] = value
+    if sep and not mode:
+        raise AlgoSpecError(f"{token!r}: ':' must be followed by a return mode ({', '.join(RETURN_MODES)})")
+    try:
+        overrides = parse_estimator_variant("+".join([mode, *mods]))
+    except ValueError as error:
+        raise AlgoSpecError(f"{token!r}: {str(error).split(': ', 1)[1]}") from error
     return AlgoSpec(label=text, algo="reinforce", overrides=overrides)
 
 
@@ -918,9 +905,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "--algos syntax: <algo> (rl_zoo3 name or reinforce, zoo settings) or "
-            "reinforce[:<return_mode>][+<baseline>][+norm|+nonorm] with return_mode in {total, reward_to_go}, "
-            "baseline in {none, mean, optimal, value}; e.g. reinforce:total reinforce:reward_to_go+value "
-            "reinforce:total+mean+norm ppo a2c"
+            f"reinforce[:<return_mode>][+<baseline>][+norm|+nonorm]: {variant_grammar().split(', ', 1)[1]}; "
+            "e.g. reinforce:total reinforce:reward_to_go+value reinforce:total+mean+norm reinforce+time ppo a2c"
         ),
     )
     parser.add_argument("--env", default="CartPole-v1", help="environment id")

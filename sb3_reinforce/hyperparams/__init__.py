@@ -1023,7 +1023,7 @@ def _did_you_mean(key: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def _check_value(key: str, value: Any, entry: Mapping[str, Any]) -> str | list[str] | None:  # noqa: C901
-    from sb3_reinforce.common.returns import BASELINES, RETURN_MODES
+    from sb3_reinforce.common.estimators import BASELINES, RETURN_MODES, baseline_values
 
     if key == "n_timesteps":
         return _number(value, 1, math.inf)
@@ -1055,15 +1055,16 @@ def _check_value(key: str, value: Any, entry: Mapping[str, Any]) -> str | list[s
         return _number(value, 0, math.inf, low_open=True)
     if key in ("gamma", "gae_lambda"):
         problem = _number(value, 0, 1)
-        baseline = entry.get("baseline")
-        if problem is None and key == "gae_lambda" and value != 1 and baseline in BASELINES and baseline != "value":
+        baseline = BASELINES.get("none" if entry.get("baseline") is None else entry.get("baseline"))
+        if problem is None and key == "gae_lambda" and value != 1 and baseline is not None and not baseline.needs_values:
             return "gae_lambda < 1 needs baseline: value (GAE uses the learned V(s)); leave it at 1.0 otherwise"
         return problem
     if key == "return_mode":
         return None if value in RETURN_MODES else f"expected one of {', '.join(map(repr, RETURN_MODES))}"
     if key == "baseline":
-        allowed = ", ".join("null" if item is None else repr(item) for item in BASELINES)
-        return None if value in BASELINES and not isinstance(value, bool) else f"expected one of {allowed}"
+        allowed = ", ".join("null" if item is None else repr(item) for item in baseline_values())
+        valid = isinstance(value, str) and value != "none" and value in BASELINES
+        return None if value is None or valid else f"expected one of {allowed}"
     if key in ("normalize_advantage", "reset_on_reward"):
         return None if isinstance(value, bool) else "expected true or false"
     if key == "ent_coef":

@@ -20,7 +20,8 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.common.arguments import check_policy_kwargs
 from sb3_reinforce.common.buffers import EpisodeBatch, EpisodeRolloutBuffer
-from sb3_reinforce.common.returns import BASELINES, RETURN_MODES, per_decision_is_weights, policy_gradient_weights
+from sb3_reinforce.common.estimators import Baseline, get_baseline, get_return_mode, policy_gradient_weights
+from sb3_reinforce.common.returns import per_decision_is_weights
 from sb3_reinforce.common.safety import (
     atomic_write,
     check_finite_env_output,
@@ -77,7 +78,7 @@ class REINFORCE(OnPolicyAlgorithm):
     REINFORCE: Monte-Carlo policy gradient (Williams, 1992), with a selectable return weighting and baseline.
 
     The gradient estimate is ``sum_t grad log pi(a_t|s_t) * Psi_t`` over complete episodes; ``Psi_t`` is chosen
-    by ``return_mode`` and ``baseline`` (see ``sb3_reinforce.common.returns``). Steps of episodes still running
+    by ``return_mode`` and ``baseline`` (see ``sb3_reinforce.common.estimators``). Steps of episodes still running
     when an update happens are kept and used once their episode ends, weighted by per-decision importance
     ratios for having been collected by an older policy.
 
@@ -102,7 +103,9 @@ class REINFORCE(OnPolicyAlgorithm):
         (every step weighted by the whole discounted episode return R(tau))
     :param baseline: None, ``"mean"`` (mean return of the other episodes of the batch), ``"optimal"`` (the
         variance-minimizing constant ``sum |g|^2 R / sum |g|^2``, g the per-step score gradient w.r.t. the action
-        distribution parameters) or ``"value"`` (learned V(s), regressed on the Monte-Carlo returns)
+        distribution parameters), ``"time"`` (mean return at the same time index over the other episodes) or
+        ``"value"`` (learned V(s), regressed on the Monte-Carlo returns); the registry is
+        ``sb3_reinforce.common.estimators.BASELINES``
     :param gae_lambda: GAE lambda for ``baseline="value"``; 1 gives the Monte-Carlo return minus V(s)
     :param normalize_advantage: Standardize the weights ``Psi_t`` over the batch (a constant batch gives zeros)
     :param reset_on_reward: Restart the discounted return at every non-zero reward (Karpathy's Pong: each point is
@@ -222,6 +225,11 @@ class REINFORCE(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    @property
+    def _baseline(self) -> Baseline:
+        """The registry entry of ``self.baseline``: what it needs from the network (a critic, score norms)."""
+        return get_baseline(self.baseline)
+
     @classmethod
     def _validate_arguments(cls, **kwargs: Any) -> None:
         """Reject bad constructor arguments before any env is built or stepped (TypeError/ValueError naming them)."""
@@ -258,12 +266,10 @@ class REINFORCE(OnPolicyAlgorithm):
         if kwargs["n_episodes"] is not None:
             _check_number("n_episodes", kwargs["n_episodes"], 1, float("inf"), integer=True)
         _check_number("gamma", kwargs["gamma"], 0.0, 1.0)
-        if kwargs["return_mode"] not in RETURN_MODES:
-            raise ValueError(f"return_mode={kwargs['return_mode']!r} is not allowed: use one of {RETURN_MODES}")
-        if kwargs["baseline"] not in BASELINES:
-            raise ValueError(f"baseline={kwargs['baseline']!r} is not allowed: use one of {BASELINES}")
+        get_return_mode(kwargs["return_mode"])
+        baseline = get_baseline(kwargs["baseline"])
         _check_number("gae_lambda", kwargs["gae_lambda"], 0.0, 1.0)
-        if kwargs["gae_lambda"] != 1.0 and kwargs["baseline"] != "value":
+        if kwargs["gae_lambda"] != 1.0 and not baseline.needs_values:
             raise ValueError(
                 f"gae_lambda={kwargs['gae_lambda']!r} needs baseline='value' (GAE uses the learned V(s)); "
                 f"with baseline={kwargs['baseline']!r} leave gae_lambda=1.0"
@@ -299,7 +305,7 @@ class REINFORCE(OnPolicyAlgorithm):
             self.observation_space,
             self.action_space,
             self.lr_schedule,
-            value_baseline=self.baseline == "value",
+            value_baseline=self._baseline.needs_values,
             **self.policy_kwargs,
         )
         self.policy = self.policy.to(self.device)
@@ -374,7 +380,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         n_steps = 0
         callback.on_rollout_start()
-        bootstrap_timeouts = self.baseline == "value"
+        bootstrap_timeouts = self._baseline.needs_values
         # NaN/inf from the env must never reach the buffer (and so the weights): checked at every step
         check_finite_env_output("observation", self._last_obs, f"at reset (num_timesteps={self.num_timesteps})")  # type: ignore[arg-type]
 
@@ -495,10 +501,11 @@ class REINFORCE(OnPolicyAlgorithm):
         :return: statistics of the pass (losses, batch size, importance weights)
         """
         carried = batch.policy_versions != self._n_updates
-        need_eval = self.baseline in ("value", "optimal") or carried.any()
+        baseline = self._baseline
+        need_eval = baseline.needs_values or baseline.needs_score_norms or carried.any()
         is_weights = values = score_sq = None
         if need_eval:
-            current_log_probs, values, score_sq = self._evaluate_batch(batch, need_scores=self.baseline == "optimal")
+            current_log_probs, values, score_sq = self._evaluate_batch(batch, need_scores=baseline.needs_score_norms)
             if carried.any():
                 log_ratio = np.where(carried, current_log_probs - batch.log_probs, 0.0)
                 is_weights = per_decision_is_weights(log_ratio, batch.episode_starts)

@@ -14,6 +14,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, distribution_to_json
 from torch import nn
 
+from sb3_reinforce.common.estimators import BASELINES, RETURN_MODES
 from sb3_reinforce.hyperparams import (
     HyperparamsError,
     format_python_literal,
@@ -110,7 +111,8 @@ def reinforce_search_space(
     update fits in it are offered (:func:`first_update_steps`), so that no trial ends without a single update.
 
     Conditional parameters: ``n_episodes`` with ``batch_unit="episodes"``, ``n_steps`` with ``"steps"``,
-    ``gae_lambda`` and ``vf_coef`` with ``baseline="value"``.
+    ``gae_lambda`` and ``vf_coef`` with a baseline that needs a critic (``"value"``). Return modes and baselines
+    are the estimator registry's (:mod:`sb3_reinforce.common.estimators`).
 
     :param n_timesteps: training budget of a trial (env steps over all envs); None: no constraint
     :param n_envs: number of envs
@@ -144,8 +146,8 @@ def reinforce_search_space(
     if batch["steps"]:
         space["n_steps"] = CategoricalDistribution(list(batch["steps"]))
     space.update(
-        return_mode=CategoricalDistribution(["reward_to_go", "total"]),
-        baseline=CategoricalDistribution(["none", "mean", "optimal", "value"]),
+        return_mode=CategoricalDistribution(list(RETURN_MODES)),
+        baseline=CategoricalDistribution(list(BASELINES)),
         gae_lambda=CategoricalDistribution([0.9, 0.95, 0.98, 0.99, 1.0]),
         vf_coef=FloatDistribution(0.1, 1.0),
         normalize_advantage=CategoricalDistribution([True, False]),
@@ -217,7 +219,7 @@ def sample_reinforce_params(
         params["n_steps"] = suggest("n_steps")
     params["return_mode"] = suggest("return_mode")
     params["baseline"] = suggest("baseline")
-    if params["baseline"] == "value":
+    if BASELINES[params["baseline"]].needs_values:
         params["gae_lambda"] = suggest("gae_lambda")
         params["vf_coef"] = suggest("vf_coef")
     for name in ("normalize_advantage", "ent_coef", "max_grad_norm", "net_arch", "activation_fn", "optimizer"):
@@ -241,13 +243,14 @@ def convert_reinforce_params(sampled_params: Mapping[str, Any]) -> dict[str, Any
     import torch as th
 
     params = dict(sampled_params)
+    baseline = BASELINES[params["baseline"]]
     hyperparams: dict[str, Any] = {
         "learning_rate": params["learning_rate"],
         "gamma": 1.0 - params["one_minus_gamma"],
         "return_mode": params["return_mode"],
-        "baseline": None if params["baseline"] == "none" else params["baseline"],
+        "baseline": baseline.value,
         # Always set, so that a base entry with a value baseline and gae_lambda < 1 cannot leak in
-        "gae_lambda": params.get("gae_lambda", 1.0) if params["baseline"] == "value" else 1.0,
+        "gae_lambda": params.get("gae_lambda", 1.0) if baseline.needs_values else 1.0,
         "normalize_advantage": params["normalize_advantage"],
         "ent_coef": params["ent_coef"],
         "max_grad_norm": params["max_grad_norm"],
@@ -257,7 +260,7 @@ def convert_reinforce_params(sampled_params: Mapping[str, Any]) -> dict[str, Any
     else:
         hyperparams["n_episodes"] = None
         hyperparams["n_steps"] = params["n_steps"]
-    if "vf_coef" in params and params["baseline"] == "value":
+    if "vf_coef" in params and baseline.needs_values:
         hyperparams["vf_coef"] = params["vf_coef"]
     policy_kwargs: dict[str, Any] = {
         "net_arch": {key: list(value) for key, value in NET_ARCHS[params["net_arch"]].items()},

@@ -44,6 +44,7 @@ from gymnasium import spaces
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.buffers import EpisodeBatch
+from sb3_reinforce.common.estimators import parse_estimator_variant, variant_grammar
 from sb3_reinforce.reinforce.policies import REINFORCEPolicy
 
 
@@ -70,19 +71,14 @@ class VarianceResult:
 
 def parse_variant(text: str) -> dict[str, Any]:
     """
-    Parse ``[reinforce:]<return_mode>[+<baseline>][+norm|+nonorm]`` into REINFORCE keyword arguments.
+    Parse ``[reinforce:]<return_mode>[+<baseline>][+norm|+nonorm]`` (the registry's grammar,
+    :func:`sb3_reinforce.common.estimators.parse_estimator_variant`) into REINFORCE keyword arguments. Parts left
+    out: ``reward_to_go``, no baseline, no normalization.
 
     :raises ValueError: naming the bad part and the allowed values
     """
-    from sb3_reinforce.compare import parse_algo_spec
-
-    token = text if text.startswith("reinforce") else f"reinforce:{text}"
-    overrides = parse_algo_spec(token).overrides
-    return {
-        "return_mode": overrides.get("return_mode", "reward_to_go"),
-        "baseline": overrides.get("baseline"),
-        "normalize_advantage": overrides.get("normalize_advantage", False),
-    }
+    settings = parse_estimator_variant(text.removeprefix("reinforce:").removeprefix("reinforce"))
+    return {"return_mode": "reward_to_go", "baseline": None, "normalize_advantage": False, **settings}
 
 
 def _policy_of(snapshot: REINFORCE | REINFORCEPolicy) -> REINFORCEPolicy:
@@ -282,8 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="sb3-reinforce-compare variance",
         description="Variance of REINFORCE gradient estimators for one policy snapshot.",
-        epilog="variant syntax: <return_mode>[+<baseline>][+norm|+nonorm], return_mode in {total, reward_to_go}, "
-        "baseline in {none, mean, optimal, value}",
+        epilog=f"variant syntax: {variant_grammar()}",
     )
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--model", default=None, help="REINFORCE .zip snapshot (default: fresh policy, zoo net)")
