@@ -152,3 +152,53 @@ def test_steps_to_threshold_ignores_the_untrained_policy():
     curve = {"timesteps": np.array([0.0, 5000.0, 10000.0, 15000.0]), "mean_return": np.array([500.0, 80.0, 480.0, 500.0])}
     assert steps_to_threshold(curve, 475) == 10000
     assert steps_to_threshold(curve, 501) == float("inf")
+
+
+def test_plot_bands_are_rliable_mean_intervals():
+    from rliable import library as rly
+    from rliable import metrics
+
+    from sb3_reinforce.compare import mean_band
+
+    values = np.array([[0.0, 10.0, 200.0], [5.0, 30.0, 480.0], [1.0, 20.0, 500.0], [2.0, 90.0, 20.0]])
+    state = np.random.get_state()
+    mean, low, high = mean_band(values, reps=500, seed=4)
+    assert np.array_equal(np.random.get_state()[1], state[1]), "numpy's global generator was not restored"
+    np.testing.assert_allclose(mean, values.mean(axis=0))
+    # the same pointwise percentile bootstrap computed directly with rliable (runs x tasks x points)
+    np.random.seed(4)
+    _, cis = rly.get_interval_estimates({"x": values[:, None, :]}, metrics.aggregate_mean, reps=500)
+    np.testing.assert_array_equal(low, cis["x"][0])
+    np.testing.assert_array_equal(high, cis["x"][1])
+    assert (low <= mean).all() and (mean <= high).all() and (low < high).all()
+    _, low, high = mean_band(values[:1])  # one seed: no spread
+    np.testing.assert_array_equal(low, values[0])
+    np.testing.assert_array_equal(high, values[0])
+
+
+def finished_run(out: Path, spec: AlgoSpec, seed: int, returns: list[float]) -> Path:
+    """A finished run's files as the tool writes them (no training: a fixed curve)."""
+    from sb3_reinforce.compare.records import run_protocol, write_curve, write_record
+
+    path = run_csv_path(out, spec, seed)
+    rows = [(1000 * k, 0.5 * k, value, 0.0) for k, value in enumerate(returns)]
+    record = run_protocol("CartPole-v1", spec, seed, 1000 * (len(returns) - 1), 1000, 2)
+    write_record(run_record_path(path), dict(record, status="complete", result=write_curve(path, rows)))
+    return path
+
+
+def test_report_files_are_replaced_atomically(tmp_path):
+    spec = parse_algo_spec("reinforce")
+    results = {spec.label: [finished_run(tmp_path, spec, seed, [10.0, 100.0 + seed, 400.0 + seed]) for seed in range(3)]}
+    names = ("summary.md", "returns_vs_steps.png", "returns_vs_wall.png")
+    # Earlier files hard-linked elsewhere: an atomic write replaces the name, an in-place write changes both
+    for name in names:
+        (tmp_path / f"kept-{name}").write_bytes(b"earlier")
+        (tmp_path / name).hardlink_to(tmp_path / f"kept-{name}")
+    markdown, plots = write_report("CartPole-v1", results, tmp_path, threshold=300)
+    assert (tmp_path / "summary.md").read_text() == markdown and "| reinforce | 3 | 401.0 [400.0, 402.0] |" in markdown
+    assert [plot.name for plot in plots] == list(names[1:])
+    for name in names:
+        assert (tmp_path / f"kept-{name}").read_bytes() == b"earlier", f"{name} was written in place"
+    assert all(plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for plot in plots)
+    assert not [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")]

@@ -10,7 +10,7 @@ import pytest
 from stable_baselines3 import A2C
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, is_vecenv_wrapped
 
 from sb3_reinforce.pong.vec_env import PongVecEnv, make_pong_vec_env
 from sb3_reinforce.pong.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown, make_karpathy_pong_env
@@ -56,20 +56,24 @@ def test_same_observations_as_gym_chain_over_full_episodes():
     rng = np.random.default_rng(0)
     episodes = np.zeros(n_envs, dtype=int)
     moving = 0
+    returns: list[list[float]] = [[] for _ in range(n_envs)]
+    lengths: list[list[int]] = [[] for _ in range(n_envs)]
     for _ in range(1400):
         actions = rng.integers(0, 2, size=n_envs)
         step = fast.step(actions)
         assert_same_step(step, reference.step(actions))
         episodes += step[2]
         moving += int(step[0].any())
+        for i in np.flatnonzero(step[2]):
+            returns[i].append(float(step[3][i]["episode"]["r"]))
+            lengths[i].append(int(step[3][i]["episode"]["l"]))
         if episodes.min() >= 1:
             break
     # every env played a whole game (21 points) and was auto-reset
     assert episodes.min() >= 1
     assert moving > 500
-    returns = fast.env_method("get_episode_rewards")
     assert all(len(r) >= 1 and -21 <= r[0] < 0 for r in returns)
-    assert fast.env_method("get_episode_lengths") == reference.env_method("get_episode_lengths")
+    assert lengths == reference.env_method("get_episode_lengths")
     fast.close()
     reference.close()
 
@@ -92,7 +96,7 @@ def test_truncation_and_autoreset():
 
 
 def test_seeding_with_sticky_actions():
-    def rollout(env: PongVecEnv, seed: int) -> np.ndarray:
+    def rollout(env: VecEnv, seed: int) -> np.ndarray:
         env.seed(seed)
         observations = [env.reset()]
         actions = np.random.default_rng(0).integers(0, 2, size=(150, env.num_envs))
@@ -124,7 +128,8 @@ class RandomAgent:
 
 def test_evaluate_policy_uses_episode_statistics():
     env = make_pong_vec_env(n_envs=2, max_num_frames_per_episode=200)
-    assert env.env_is_wrapped(Monitor) == [True, True]
+    # SB3's VecMonitor gives the statistics; no sub-environment pretends to be wrapped in a Monitor
+    assert is_vecenv_wrapped(env, VecMonitor) and env.env_is_wrapped(Monitor) == [False, False]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "not wrapped with a Monitor" warning
         returns, lengths = evaluate_policy(RandomAgent(), env, n_eval_episodes=4, return_episode_rewards=True)
@@ -158,16 +163,19 @@ def test_vec_env_api():
     assert env.env_method("get_action_meanings", indices=0) == [["UP", "DOWN"]]
     with pytest.raises(AttributeError, match="no method"):
         env.env_method("render")
-    for wrapper in (Monitor, KarpathyPreprocess, DifferenceFrame, PongUpDown, gym.Wrapper):
+    for wrapper in (KarpathyPreprocess, DifferenceFrame, PongUpDown, gym.Wrapper):
         assert env.env_is_wrapped(wrapper) == [True, True, True]
-    assert env.env_is_wrapped(gym.wrappers.TimeLimit) == [False, False, False]
+    for wrapper in (Monitor, gym.wrappers.TimeLimit):
+        assert env.env_is_wrapped(wrapper) == [False, False, False]
 
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(3, dtype=int))
     env.reset()
     obs, rewards, dones, infos = env.step(np.array([0, 1, 0]))
     assert obs.shape == (3, 6400) and rewards.dtype == np.float32 and dones.dtype == bool and len(infos) == 3
-    assert env.env_method("get_total_steps") == [1, 1, 1]
+    assert env.episode_lengths.tolist() == [1, 1, 1]  # VecMonitor's running episode lengths
+    with pytest.raises(AttributeError, match=r"no method 'get_episode_rewards'.*infos\[i\]\['episode'\].*VecMonitor"):
+        env.env_method("get_episode_rewards")
     with pytest.raises(ValueError, match="actions"):
         env.step(np.array([0, 2, 1]))
     with pytest.raises(ValueError, match="actions"):
@@ -202,11 +210,83 @@ def test_karpathy_original_settings():
         (dict(seed=-1), ValueError, "seed"),
         (dict(karpathy_original="yes"), TypeError, "karpathy_original"),
         (dict(num_threads=-1), ValueError, "num_threads"),
+        # VecMonitor would raise a KeyError only when the first episode ends
+        (dict(info_keywords=("is_success",)), ValueError, "info_keywords"),
+        (dict(info_keywords="TimeLimit.truncated"), ValueError, "info_keywords"),
     ],
 )
 def test_factory_validation(kwargs, error, match):
     with pytest.raises(error, match=match):
         make_pong_vec_env(**kwargs)
+
+
+def test_vec_monitor_episode_return_is_the_sum_of_a_full_games_rewards():
+    n_envs = 2
+    env = make_pong_vec_env(n_envs=n_envs, seed=0)
+    assert is_vecenv_wrapped(env, VecMonitor)  # the statistics are SB3's VecMonitor's
+    env.reset()
+    rng = np.random.default_rng(2)
+    totals, lengths, points = np.zeros(n_envs), np.zeros(n_envs, dtype=int), np.zeros((n_envs, 2), dtype=int)
+    finished: dict[int, tuple] = {}
+    for _ in range(3000):
+        _, rewards, dones, infos = env.step(rng.integers(0, 2, size=n_envs))
+        totals += rewards
+        lengths += 1
+        points += np.stack([rewards > 0, rewards < 0], axis=1)
+        for i in np.flatnonzero(dones).tolist():
+            finished.setdefault(i, (infos[i], totals[i], lengths[i], tuple(points[i])))
+            totals[i], lengths[i], points[i] = 0.0, 0, 0
+        if len(finished) == n_envs:
+            break
+    assert sorted(finished) == list(range(n_envs))
+    for info, total, length, (won, lost) in finished.values():
+        # a whole game: one side scored 21 points, no truncation
+        assert max(won, lost) == 21 and not info["TimeLimit.truncated"]
+        assert info["episode"]["r"] == total == won - lost
+        assert info["episode"]["l"] == length > 21
+    env.close()
+
+
+def test_pong_vec_env_leaves_episode_statistics_to_vec_monitor():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "already wrapped with a `Monitor`" warning from VecMonitor
+        env = make_pong_vec_env(n_envs=2, max_num_frames_per_episode=40)
+    inner = env.venv
+    assert isinstance(env, VecMonitor) and isinstance(inner, PongVecEnv) and not isinstance(inner, VecMonitor)
+    inner.reset()
+    for _ in range(10):
+        _, _, dones, infos = inner.step(np.array([0, 1]))
+    # the episodes end, PongVecEnv itself writes no statistics
+    assert dones.all() and not any("episode" in info for info in infos)
+    env.close()
+
+
+def test_monitor_file_holds_the_episode_statistics(tmp_path):
+    from stable_baselines3.common.monitor import load_results
+
+    from sb3_reinforce.hyperparams.building import make_zoo_vec_env
+    from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
+
+    env = make_zoo_vec_env(
+        KARPATHY_PONG_ID,
+        n_envs=2,
+        seed=0,
+        env_kwargs=dict(max_num_frames_per_episode=40),
+        monitor_dir=str(tmp_path),
+        monitor_kwargs=dict(info_keywords=("TimeLimit.truncated",)),
+    )
+    env.reset()
+    episodes = []
+    for _ in range(25):
+        _, _, dones, infos = env.step(np.array([0, 1]))
+        episodes += [infos[i]["episode"] for i in np.flatnonzero(dones)]
+    env.close()
+    # 40 emulator frames: 10 steps per episode, two episodes per env, each one row of the file
+    results = load_results(str(tmp_path))
+    assert len(episodes) == len(results) == 4
+    assert results["l"].tolist() == [episode["l"] for episode in episodes] == [10] * 4
+    assert results["r"].tolist() == [episode["r"] for episode in episodes]
+    assert results["TimeLimit.truncated"].tolist() == [True] * 4
 
 
 def test_benchmark_helpers():
@@ -222,15 +302,13 @@ def test_benchmark_helpers():
 
 
 def test_registered_id_and_zoo_factory(tmp_path):
-    from stable_baselines3.common.vec_env import VecMonitor
-
     import sb3_reinforce  # noqa: F401 - registers KarpathyPong-v0
-    from sb3_reinforce.hyperparams.envs import make_zoo_vec_env
+    from sb3_reinforce.hyperparams.building import make_zoo_vec_env
     from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 
     single = gym.make(KARPATHY_PONG_ID)
     fast = make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=2, seed=0)
-    assert isinstance(fast, PongVecEnv)
+    assert isinstance(fast, VecMonitor) and isinstance(fast.venv, PongVecEnv)
     assert single.observation_space == fast.observation_space and single.action_space == fast.action_space
     # The single env and the vector env play the same game for the same actions (no sticky actions by default)
     obs, _ = single.reset(seed=0)
@@ -247,7 +325,8 @@ def test_registered_id_and_zoo_factory(tmp_path):
 
     logged = make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=1, seed=0, monitor_dir=str(tmp_path))
     assert isinstance(logged, VecMonitor) and (tmp_path / "0.monitor.csv").is_file()
+    assert isinstance(logged.venv, PongVecEnv)  # one VecMonitor, not one around another
     logged.close()
     with pytest.raises(ValueError, match="env_wrapper cannot be used with KarpathyPong-v0"):
         make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=1, wrapper_class=PongUpDown)
-    assert not isinstance(make_zoo_vec_env("CartPole-v1", n_envs=1), PongVecEnv)
+    assert not isinstance(make_zoo_vec_env("CartPole-v1", n_envs=1).unwrapped, PongVecEnv)

@@ -15,9 +15,9 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
-from sb3_reinforce.common.arguments import POLICY_KWARGS, allowed_policy_kwargs, policy_kwargs_problems
+from sb3_reinforce.common.arguments import allowed_policy_kwargs, policy_kwargs_problems
 from sb3_reinforce.pong.karpathy import KarpathyPolicy
-from sb3_reinforce.reinforce.policies import REINFORCEPolicy
+from sb3_reinforce.reinforce.policies import POLICY_KWARGS, REINFORCEPolicy
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 from tests.test_validation import CountingEnv
 

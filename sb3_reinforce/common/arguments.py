@@ -1,24 +1,37 @@
 """
-Checks of ``policy_kwargs``, shared by the REINFORCE constructor and the hyperparameter-file validator.
+The allowed values of every REINFORCE argument, declared once (:data:`REINFORCE_ARGUMENTS`).
 
-The keys a policy class accepts are read from the ``__init__`` signatures along its MRO (following ``**kwargs``
-to the parent class, up to SB3's ``ActorCriticPolicy``), so a custom policy's own arguments (e.g.
-``KarpathyPolicy``'s ``n_hidden``) are accepted without being listed here. From those are removed the keys the
-algorithm passes itself (:data:`ALGORITHM_POLICY_KWARGS`) and those the policy class fixes itself
-(``REINFORCEPolicy.policy_set_kwargs``). The values of SB3's keys are checked (layer sizes, classes, dicts,
-flags); the values of other keys are left to the policy.
+The REINFORCE constructor raises on the first argument that breaks its rule (:meth:`ArgumentRule.check`, a
+``TypeError`` for a wrong type, a ``ValueError`` otherwise); the hyperparameter-file validator collects the
+problem of every key (:meth:`ArgumentRule.problem`). Numeric ranges are checked by
+:func:`sb3_reinforce.common.checks.number_problem`, return modes and baselines come from the estimator registry
+(:mod:`sb3_reinforce.common.estimators`). ``policy`` is the algorithm's own (its ``policy_aliases``):
+:class:`PolicyRule` is given them.
+
+``policy_kwargs``: the keys a policy class accepts are read from the ``__init__`` signatures along its MRO
+(following ``**kwargs`` to the parent class, up to SB3's ``ActorCriticPolicy``), so a custom policy's own
+arguments (e.g. ``KarpathyPolicy``'s ``n_hidden``) are accepted without being listed here. From those are removed
+the keys the algorithm passes itself (:data:`ALGORITHM_POLICY_KWARGS`) and those the policy class fixes itself
+(its ``policy_set_kwargs``). The values of SB3's keys are checked (layer sizes, classes, dicts, flags); the values
+of other keys are left to the policy.
 """
 
+import abc
 import difflib
 import inspect
+import math
 import numbers
+import pathlib
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from sb3_reinforce.reinforce.policies import REINFORCEPolicy
+from sb3_reinforce.common.buffers import EpisodeRolloutBuffer
+from sb3_reinforce.common.checks import check_number, number_problem
+from sb3_reinforce.common.estimators import RETURN_MODES, baseline_values, get_baseline, get_return_mode
 
 #: Policy arguments REINFORCE sets itself, with why: they are rejected in ``policy_kwargs``.
 ALGORITHM_POLICY_KWARGS: dict[str, str] = {
@@ -31,15 +44,17 @@ ALGORITHM_POLICY_KWARGS: dict[str, str] = {
 
 
 class PolicyKwargsProblem(NamedTuple):
-    """One problem of a ``policy_kwargs`` dict: the key, a message naming ``policy_kwargs`` and the key, and the
-    exception class to raise for it (``TypeError`` for a wrong type, ``ValueError`` otherwise)."""
+    """One problem of a ``policy_kwargs`` dict: the key, a message naming ``policy_kwargs`` and the key, the
+    exception class to raise for it (``TypeError`` for a wrong type, ``ValueError`` otherwise) and the same problem
+    as a file's validation reports it, after ``policy_kwargs: <value> is not allowed:``."""
 
     key: Any
     message: str
     error: type[Exception]
+    detail: str
 
 
-def allowed_policy_kwargs(policy_class: type = REINFORCEPolicy) -> tuple[str, ...]:
+def allowed_policy_kwargs(policy_class: type) -> tuple[str, ...]:
     """
     The ``policy_kwargs`` keys ``policy_class`` accepts, in signature order.
 
@@ -61,9 +76,6 @@ def allowed_policy_kwargs(policy_class: type = REINFORCEPolicy) -> tuple[str, ..
     return tuple(name for name in names if name not in fixed)
 
 
-#: ``policy_kwargs`` keys of ``MlpPolicy``, ``CnnPolicy`` and ``MultiInputPolicy``.
-POLICY_KWARGS: tuple[str, ...] = allowed_policy_kwargs(REINFORCEPolicy)
-
 _FLAGS = (
     "ortho_init",
     "full_std",
@@ -75,7 +87,7 @@ _FLAGS = (
 )
 # gSDE-only flags: SB3's _get_constructor_parameters gives None for them without gSDE
 _GSDE_FLAGS = ("full_std", "use_expln", "squash_output")
-_NET_ARCH_HELP = "a list of positive layer sizes such as [64, 64] (or []) or dict(pi=[64, 64], vf=[64, 64])"
+_NET_ARCH_HELP = "a list of positive ints (layer sizes) such as [64, 64] (or []) or dict(pi=[64, 64], vf=[64, 64])"
 
 
 def _is_int(value: Any) -> bool:
@@ -144,7 +156,7 @@ def _value_problem(key: str, value: Any) -> tuple[type[Exception], str] | None:
     return None
 
 
-def policy_kwargs_problems(policy_kwargs: Any, policy_class: type = REINFORCEPolicy) -> list[PolicyKwargsProblem]:
+def policy_kwargs_problems(policy_kwargs: Any, policy_class: type) -> list[PolicyKwargsProblem]:
     """
     Everything wrong with ``policy_kwargs`` for ``policy_class`` (empty list: nothing). Each message names
     ``policy_kwargs`` and the key; an unknown key gets a did-you-mean and the list of allowed keys.
@@ -156,30 +168,31 @@ def policy_kwargs_problems(policy_kwargs: Any, policy_class: type = REINFORCEPol
     if policy_kwargs is None:
         return []
     if not isinstance(policy_kwargs, dict):
-        return [PolicyKwargsProblem(None, f"policy_kwargs must be a dict or None, got {policy_kwargs!r}", TypeError)]
+        message = f"policy_kwargs must be a dict or None, got {policy_kwargs!r}"
+        return [PolicyKwargsProblem(None, message, TypeError, "expected a dict or null")]
     allowed = allowed_policy_kwargs(policy_class)
     policy_set = getattr(policy_class, "policy_set_kwargs", ())
     problems = []
     for key, value in policy_kwargs.items():
-        if key in ALGORITHM_POLICY_KWARGS:
-            message = f"policy_kwargs[{key!r}] is not allowed: {ALGORITHM_POLICY_KWARGS[key]}"
-            problems.append(PolicyKwargsProblem(key, message, ValueError))
-        elif key in policy_set:
-            message = f"policy_kwargs[{key!r}] is not allowed: {policy_class.__name__} sets it itself (it would be ignored)"
-            problems.append(PolicyKwargsProblem(key, message, ValueError))
+        if key in ALGORITHM_POLICY_KWARGS or key in policy_set:
+            reason = ALGORITHM_POLICY_KWARGS.get(key) or f"{policy_class.__name__} sets it itself (it would be ignored)"
+            message = f"policy_kwargs[{key!r}] is not allowed: {reason}"
+            problems.append(PolicyKwargsProblem(key, message, ValueError, f"{key!r} cannot be set: {reason}"))
         elif key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            message = f"policy_kwargs has an unknown key {key!r}{hint}: {policy_class.__name__} accepts {', '.join(allowed)}"
-            problems.append(PolicyKwargsProblem(key, message, ValueError))
+            keys = ", ".join(allowed)
+            message = f"policy_kwargs has an unknown key {key!r}{hint}: {policy_class.__name__} accepts {keys}"
+            problems.append(PolicyKwargsProblem(key, message, ValueError, f"unknown key {key!r}{hint}; allowed: {keys}"))
         else:
             problem = _value_problem(key, value)
             if problem is not None:
-                problems.append(PolicyKwargsProblem(key, f"policy_kwargs[{key!r}]: {problem[1]}", problem[0]))
+                error, text = problem
+                problems.append(PolicyKwargsProblem(key, f"policy_kwargs[{key!r}]: {text}", error, text))
     return problems
 
 
-def check_policy_kwargs(policy_kwargs: Any, policy_class: type = REINFORCEPolicy) -> None:
+def check_policy_kwargs(policy_kwargs: Any, policy_class: type) -> None:
     """
     Raise for bad ``policy_kwargs`` (see :func:`policy_kwargs_problems`): ``TypeError`` if the first problem is
     a wrong type, ``ValueError`` otherwise; the message lists every problem.
@@ -187,6 +200,268 @@ def check_policy_kwargs(policy_kwargs: Any, policy_class: type = REINFORCEPolicy
     :param policy_kwargs: the ``policy_kwargs`` argument (None or a dict)
     :param policy_class: the policy class they are for
     """
-    problems = policy_kwargs_problems(policy_kwargs, policy_class)
+    _raise_problems(policy_kwargs_problems(policy_kwargs, policy_class))
+
+
+def _raise_problems(problems: list[PolicyKwargsProblem]) -> None:
     if problems:
+        # The messages name policy_kwargs and the key already
         raise problems[0].error("; ".join(problem.message for problem in problems))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The rules
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _literal(value: Any, python: bool) -> str:
+    """``value`` as its user writes it: a Python literal, or YAML (``null``, ``true``, ``false``)."""
+    if python or not (value is None or isinstance(value, bool)):
+        return repr(value)
+    return "null" if value is None else str(value).lower()
+
+
+class ArgumentRule(abc.ABC):
+    """The allowed values of one argument."""
+
+    @abc.abstractmethod
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        """
+        What is wrong with ``value``.
+
+        :param value: the argument's value
+        :param all_values: the values of all the arguments, ``policy`` as a class (resolved from its name), for the
+            rules that depend on another argument
+        :param python: phrase it for a Python caller (``None``, ``True``, bounds as declared) rather than for a
+            file (``null``, ``true``)
+        :return: None when the value is allowed, else what is allowed (e.g. ``"expected a number in [0, 1]"``)
+        """
+
+    def error(self, value: Any) -> type[Exception]:
+        """
+        :param value: a value that is not allowed
+        :return: the exception class for it: ``TypeError`` for a wrong type, ``ValueError`` otherwise
+        """
+        return ValueError
+
+    def resolve(self, value: Any) -> Any:
+        """
+        :param value: an allowed value
+        :return: the value as the rules of the other arguments see it in ``all_values`` (the value itself, but the
+            class for a policy name)
+        """
+        return value
+
+    def check(self, name: str, value: Any, all_values: Mapping[str, Any]) -> None:
+        """
+        Raise :meth:`error` naming the argument, the value and what is allowed, when the value is not allowed.
+
+        :param name: the argument's name
+        :param value: its value
+        :param all_values: as for :meth:`problem`
+        """
+        problem = self.problem(value, all_values, python=True)
+        if problem is not None:
+            raise self.error(value)(f"{name}={value!r} is not allowed: {problem}")
+
+
+class NumberRule(ArgumentRule):
+    """
+    A finite number in an interval (:func:`sb3_reinforce.common.checks.number_problem`).
+
+    :param low: lower bound (included unless ``low_open``; ``-math.inf`` for none)
+    :param high: upper bound (included; ``math.inf`` for none)
+    :param low_open: exclude ``low`` itself
+    :param integer: require an integer
+    :param optional: also accept None
+    """
+
+    def __init__(self, low: float, high: float, low_open: bool = False, integer: bool = False, optional: bool = False):
+        self.bounds = dict(low=low, high=high, low_open=low_open, integer=integer, optional=optional)
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        return number_problem(value, **self.bounds, python=python)
+
+    def check(self, name: str, value: Any, all_values: Mapping[str, Any]) -> None:
+        check_number(name, value, **self.bounds)
+
+
+class GaeLambdaRule(NumberRule):
+    """``gae_lambda``: in [0, 1], and below 1 only with a baseline that ``needs_values`` (GAE needs ``V(s)``)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 1.0)
+
+    def _baseline_problem(self, value: Any, all_values: Mapping[str, Any], python: bool) -> str | None:
+        try:
+            baseline = get_baseline(all_values.get("baseline"))
+        except ValueError:
+            return None  # the baseline's own problem is reported
+        if value == 1 or baseline.needs_values:
+            return None
+        needs = "baseline='value'" if python else "baseline: value"
+        current = f"baseline={baseline.value!r}" if python else f"baseline: {baseline.value or 'null'}"
+        return f"gae_lambda < 1 needs {needs} (GAE uses the learned V(s)); with {current} leave it at 1.0"
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        return super().problem(value, all_values, python) or self._baseline_problem(value, all_values, python)
+
+    def check(self, name: str, value: Any, all_values: Mapping[str, Any]) -> None:
+        super().check(name, value, all_values)
+        problem = self._baseline_problem(value, all_values, python=True)
+        if problem is not None:
+            raise ValueError(f"{name}={value!r} is not allowed: {problem}")
+
+
+class RegistryRule(ArgumentRule):
+    """
+    A name of the estimator registry (:mod:`sb3_reinforce.common.estimators`), accepted by its lookup function.
+
+    :param lookup: e.g. ``get_return_mode``; raises ``ValueError`` for a value that is not allowed
+    :param values: the allowed values, for the message
+    """
+
+    def __init__(self, lookup: Callable[[Any], Any], values: Callable[[], tuple[Any, ...]]):
+        self.lookup, self.values = lookup, values
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        try:
+            self.lookup(value)
+        except ValueError:
+            return f"expected one of {', '.join(_literal(item, python) for item in self.values())}"
+        return None
+
+
+class BoolRule(ArgumentRule):
+    """A Python or numpy bool."""
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        if isinstance(value, (bool, np.bool_)):
+            return None
+        return "expected a bool (True or False)" if python else "expected true or false"
+
+    def error(self, value: Any) -> type[Exception]:
+        return TypeError
+
+
+class TypeRule(ArgumentRule):
+    """
+    An instance of one of ``types``.
+
+    :param types: the allowed types
+    :param expected: what they are, for the message (e.g. ``"a dict"``)
+    :param optional: also accept None
+    """
+
+    def __init__(self, types: tuple[type, ...], expected: str, optional: bool = False):
+        self.types, self.expected, self.optional = types, expected, optional
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        if isinstance(value, self.types) or (self.optional and value is None):
+            return None
+        return f"expected {self.expected}" + (f" or {_literal(None, python)}" if self.optional else "")
+
+    def error(self, value: Any) -> type[Exception]:
+        return TypeError
+
+
+class SubclassRule(TypeRule):
+    """
+    A subclass of ``base`` (the class itself).
+
+    :param base: the base class
+    :param why: why it must be one, for the message
+    :param optional: also accept None
+    """
+
+    def __init__(self, base: type, why: str, optional: bool = False):
+        article = "an" if base.__name__[:1] in "AEIOU" else "a"
+        super().__init__((), f"{article} {base.__name__} subclass ({why})", optional)
+        self.base = base
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        if isinstance(value, type) and issubclass(value, self.base):
+            return None
+        return super().problem(value, all_values, python)
+
+
+class PolicyRule(ArgumentRule):
+    """
+    ``policy``: a name the algorithm knows or a subclass of its policy class. The algorithm declares both
+    (``REINFORCE.argument_rules()``): this module does not depend on the algorithm.
+
+    :param aliases: the policy names and their classes (``REINFORCE.policy_aliases``)
+    :param base: the class every policy must derive from
+    """
+
+    def __init__(self, aliases: Mapping[str, type], base: type):
+        self.aliases, self.base = aliases, base
+
+    def resolve(self, value: Any) -> type | None:
+        """
+        :param value: a ``policy`` value
+        :return: the policy class it names (None if it is not allowed)
+        """
+        if isinstance(value, str):
+            return self.aliases.get(value)
+        return value if isinstance(value, type) and issubclass(value, self.base) else None
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        if self.resolve(value) is not None:
+            return None
+        subclass = f"a {self.base.__name__} subclass" if python else f"the dotted path of a {self.base.__name__} subclass"
+        return f"expected one of {', '.join(self.aliases)} or {subclass}"
+
+    def error(self, value: Any) -> type[Exception]:
+        return ValueError if isinstance(value, str) else TypeError
+
+
+class PolicyKwargsRule(ArgumentRule):
+    """``policy_kwargs`` for the policy class given as ``all_values["policy"]`` (:func:`policy_kwargs_problems`)."""
+
+    @staticmethod
+    def _problems(value: Any, all_values: Mapping[str, Any]) -> list[PolicyKwargsProblem]:
+        policy = all_values.get("policy")
+        if isinstance(policy, type):
+            return policy_kwargs_problems(value, policy)
+        # Without a valid policy (its own problem is reported) the keys are unknown: only the type is checked
+        return [] if value is None or isinstance(value, dict) else policy_kwargs_problems(value, object)
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        problems = self._problems(value, all_values)
+        return "; ".join(problem.message if python else problem.detail for problem in problems) or None
+
+    def check(self, name: str, value: Any, all_values: Mapping[str, Any]) -> None:
+        _raise_problems(self._problems(value, all_values))
+
+
+#: The allowed values of REINFORCE's constructor arguments, in the order they are checked (``policy``, the
+#: algorithm's own, is added by ``REINFORCE.argument_rules()``). The constructor raises for the first bad one; the
+#: hyperparameter-file validator reports every bad key (schedule strings such as ``lin_1e-3`` and the rl-zoo's own
+#: keys are the file's, checked there).
+REINFORCE_ARGUMENTS: dict[str, ArgumentRule] = {
+    # A constant; a schedule (a callable) is checked by the algorithm, at the start and at every update. A constant
+    # 0 would never train, so it is refused (a schedule may reach 0)
+    "learning_rate": NumberRule(0.0, math.inf, low_open=True),
+    "n_steps": NumberRule(1, math.inf, integer=True),
+    "n_episodes": NumberRule(1, math.inf, integer=True, optional=True),
+    "gamma": NumberRule(0.0, 1.0),
+    "return_mode": RegistryRule(get_return_mode, lambda: tuple(RETURN_MODES)),
+    "baseline": RegistryRule(get_baseline, baseline_values),
+    "gae_lambda": GaeLambdaRule(),
+    "normalize_advantage": BoolRule(),
+    "reset_on_reward": BoolRule(),
+    "ent_coef": NumberRule(-math.inf, math.inf),
+    "vf_coef": NumberRule(0.0, math.inf),
+    "max_grad_norm": NumberRule(0.0, math.inf, low_open=True, optional=True),
+    "rollout_buffer_class": SubclassRule(
+        EpisodeRolloutBuffer, "SB3's RolloutBuffer cuts episodes at n_steps, Monte-Carlo returns need them whole", True
+    ),
+    "rollout_buffer_kwargs": TypeRule((dict,), "a dict", optional=True),
+    "stats_window_size": NumberRule(1, math.inf, integer=True),
+    "tensorboard_log": TypeRule((str, pathlib.Path), "a str path", optional=True),
+    "policy_kwargs": PolicyKwargsRule(),
+    "verbose": NumberRule(0, 2, integer=True),
+    "seed": NumberRule(0, 2**32 - 1, integer=True, optional=True),
+    "device": TypeRule((str, th.device), "a str (e.g. 'cpu', 'cuda', 'auto') or a torch.device"),
+}

@@ -26,7 +26,6 @@ from torch.nn import functional as F
 
 from sb3_reinforce.common.buffers import TernaryPackedRolloutBuffer
 from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
-from sb3_reinforce.pong.vec_env import make_pong_vec_env
 from sb3_reinforce.reinforce.policies import REINFORCEPolicy
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 
@@ -229,11 +228,19 @@ def karpathy_pong(
     :return: the model
     """
     # Imported here: the zoo file names this module's policy, so loading it at import time would be circular
-    from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams
+    from sb3_reinforce.hyperparams import load_hyperparams
+    from sb3_reinforce.hyperparams.building import make_model_from_entry
 
-    kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", KARPATHY_PONG_ID))
-    env = make_pong_vec_env(
-        n_envs=zoo["n_envs"] if n_envs is None else n_envs, seed=seed, **{**zoo["env_kwargs"], **(env_kwargs or {})}
+    entry = load_hyperparams("reinforce", KARPATHY_PONG_ID)
+    model, _, _ = make_model_from_entry(
+        "reinforce",
+        KARPATHY_PONG_ID,
+        entry,
+        seed=seed,
+        n_envs=n_envs,
+        env_kwargs=env_kwargs,
+        evaluation_env=False,
+        **{"device": "cpu", **overrides},
     )
-    kwargs = {**kwargs, "device": "cpu", "seed": seed, **overrides}
-    return REINFORCE(env=env, **kwargs)
+    assert isinstance(model, REINFORCE)
+    return model

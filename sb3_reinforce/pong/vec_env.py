@@ -6,33 +6,29 @@ Use the factory :func:`make_pong_vec_env`::
     from sb3_reinforce.pong.vec_env import make_pong_vec_env
     venv = make_pong_vec_env(n_envs=16, seed=0)
 
-It returns a :class:`PongVecEnv`, a Stable-Baselines3 ``VecEnv`` running N Atari Pong games in native threads
-with ale-py's C++ vector environment (``ale_py.vector_env.AtariVectorEnv``); Karpathy's preprocessing and the
-difference frames are computed batched in numpy. Observations are ``int8`` difference frames
-(``Box(-1, 1, (6400,), int8)``), actions ``Discrete(2)`` (0 = UP, 1 = DOWN). The observations are identical to
-those of the gymnasium chain :func:`sb3_reinforce.pong.wrappers.make_karpathy_pong_env` (``ALE/Pong-v5`` +
-``KarpathyPreprocess`` + ``DifferenceFrame`` + ``PongUpDown``) with the same emulator settings and actions.
+It returns a :class:`PongVecEnv` wrapped in SB3's ``VecMonitor`` (the episode statistics). :class:`PongVecEnv` is a
+Stable-Baselines3 ``VecEnv`` running N Atari Pong games in native threads with ale-py's C++ vector environment
+(``ale_py.vector_env.AtariVectorEnv``); Karpathy's preprocessing and the difference frames are computed batched in
+numpy, by the functions of :mod:`sb3_reinforce.pong.preprocessing` that the gymnasium wrappers use. Observations
+are ``int8`` difference frames (``Box(-1, 1, (6400,), int8)``), actions ``Discrete(2)`` (0 = UP, 1 = DOWN). The
+observations are identical to those of the gymnasium chain :func:`sb3_reinforce.pong.wrappers.make_karpathy_pong_env`
+(``ALE/Pong-v5`` + ``KarpathyPreprocess`` + ``DifferenceFrame`` + ``PongUpDown``) with the same emulator settings
+and actions.
 """
 
-import time
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from sb3_reinforce.pong.wrappers import (
-    FRAME_SHAPE,
-    N_PIXELS,
-    DifferenceFrame,
-    KarpathyPreprocess,
-    PongUpDown,
-    karpathy_preprocess,
-    karpathy_preprocess_batch,
-)
+from sb3_reinforce.common.checks import check_number
+from sb3_reinforce.pong.preprocessing import FRAME_SHAPE, N_PIXELS, difference_step, karpathy_preprocess_batch
+from sb3_reinforce.pong.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown
 
 __all__ = ["PongVecEnv", "make_pong_vec_env"]
 
@@ -52,11 +48,8 @@ class PongVecEnv(VecEnv):
       zeros), ``infos[i]["terminal_observation"]`` holds the difference frame of the last step and
       ``infos[i]["TimeLimit.truncated"]`` tells whether the episode was truncated (frame limit) rather than
       terminated (21 points);
-    - episode statistics: ``infos[i]["episode"] = {"r": return, "l": length, "t": seconds since creation}`` at
-      the end of each episode, exactly as SB3's ``Monitor`` writes them, so ``rollout/ep_rew_mean``,
-      ``EvalCallback`` and ``evaluate_policy`` work without another wrapper (``env_is_wrapped(Monitor)`` is
-      ``True``); the ``Monitor`` methods ``get_episode_rewards``, ``get_episode_lengths``,
-      ``get_episode_times`` and ``get_total_steps`` are available through ``env_method``;
+    - no episode statistics: wrap it in SB3's ``VecMonitor`` (as :func:`make_pong_vec_env` does) for
+      ``infos[i]["episode"]``, ``rollout/ep_rew_mean``, ``EvalCallback`` and ``evaluate_policy``;
     - ``seed(seed)`` seeds sub-environment ``i`` with ``seed + i`` at the next ``reset()``.
 
     Known limitation (ale-py 0.12.1): the C++ vector environment does not refresh the screen on the step that
@@ -74,7 +67,9 @@ class PongVecEnv(VecEnv):
     """
 
     #: Classes whose behaviour every sub-environment already has (see :meth:`env_is_wrapped`)
-    EQUIVALENT_WRAPPERS: tuple[type[gym.Wrapper], ...] = (Monitor, KarpathyPreprocess, DifferenceFrame, PongUpDown)
+    EQUIVALENT_WRAPPERS: tuple[type[gym.Wrapper], ...] = (KarpathyPreprocess, DifferenceFrame, PongUpDown)
+    #: Keys of every ``infos[i]`` (what ``VecMonitor``'s ``info_keywords`` can log)
+    INFO_KEYS = ("TimeLimit.truncated",)
     #: Sub-environment attributes fixed at construction
     READ_ONLY_ATTRIBUTES = (
         "render_mode",
@@ -97,15 +92,14 @@ class PongVecEnv(VecEnv):
         from ale_py import Action
         from ale_py.vector_env import AtariVectorEnv
 
-        _check_int("n_envs", n_envs, 1)
-        _check_int("frameskip", frameskip, 1)
-        _check_int("max_num_frames_per_episode", max_num_frames_per_episode, 1)
-        _check_int("num_threads", num_threads, 0)
-        _check_int("thread_affinity_offset", thread_affinity_offset, -1)
-        if isinstance(repeat_action_probability, bool) or not isinstance(repeat_action_probability, int | float):
-            raise TypeError(f"repeat_action_probability must be a float, got {repeat_action_probability!r}")
-        if not 0.0 <= repeat_action_probability <= 1.0:
-            raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability!r}")
+        check_number("n_envs", n_envs, 1, math.inf, integer=True)
+        check_number("frameskip", frameskip, 1, math.inf, integer=True)
+        check_number("max_num_frames_per_episode", max_num_frames_per_episode, 1, math.inf, integer=True)
+        check_number("num_threads", num_threads, 0, math.inf, integer=True)
+        check_number("thread_affinity_offset", thread_affinity_offset, -1, math.inf, integer=True)
+        check_number("repeat_action_probability", repeat_action_probability, 0, 1)
+        n_envs, frameskip, max_num_frames_per_episode = int(n_envs), int(frameskip), int(max_num_frames_per_episode)
+        num_threads, thread_affinity_offset = int(num_threads), int(thread_affinity_offset)
 
         self.frameskip = frameskip
         self.repeat_action_probability = float(repeat_action_probability)
@@ -161,14 +155,6 @@ class PongVecEnv(VecEnv):
         self._needs_reset = True
         self._closed = False
         self._actions: np.ndarray | None = None
-        # Monitor-like statistics
-        self.t_start = time.time()
-        self._episode_returns = np.zeros(n_envs, dtype=np.float64)
-        self._episode_lengths = np.zeros(n_envs, dtype=np.int64)
-        self._total_steps = np.zeros(n_envs, dtype=np.int64)
-        self._finished_returns: list[list[float]] = [[] for _ in range(n_envs)]
-        self._finished_lengths: list[list[int]] = [[] for _ in range(n_envs)]
-        self._finished_times: list[list[float]] = [[] for _ in range(n_envs)]
 
     # ------------------------------------------------------------------ stepping
 
@@ -183,8 +169,6 @@ class PongVecEnv(VecEnv):
             frames = frames[np.argsort(info["env_id"])]
         self._current = 0
         karpathy_preprocess_batch(frames.reshape(self.num_envs, *FRAME_SHAPE), out=self._frames[0])
-        self._episode_returns[:] = 0.0
-        self._episode_lengths[:] = 0
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
@@ -218,38 +202,23 @@ class PongVecEnv(VecEnv):
         previous = self._frames[self._current]
         self._current = 1 - self._current
         current = karpathy_preprocess_batch(frames.reshape(self.num_envs, *FRAME_SHAPE), out=self._frames[self._current])
-        observations = current - previous  # a new array: callers may keep it
-
-        rewards = rewards.astype(np.float32)
         dones = terminated | truncated
-        self._episode_returns += rewards
-        self._episode_lengths += 1
-        self._total_steps += 1
         timeouts = truncated & ~terminated
         infos: list[dict[str, Any]] = [{"TimeLimit.truncated": timeout} for timeout in timeouts.tolist()]
         if dones.any():
             # With SAME_STEP auto-reset, ``frames`` holds the first frame of the new game for done envs and
-            # info["final_obs"] the last frame of the old one.
+            # info["final_obs"] the last frame of the old one; ale-py always gives final_obs in SAME_STEP mode,
+            # fall back on the previous frame (a zero difference) otherwise
+            done_envs = np.flatnonzero(dones)
             final_frames = info.get("final_obs")
-            for i in np.flatnonzero(dones).tolist():
-                # ale-py always gives final_obs in SAME_STEP mode; fall back on the previous frame otherwise
-                last = previous[i] if final_frames is None else karpathy_preprocess(final_frames[i].reshape(FRAME_SHAPE))
-                infos[i]["terminal_observation"] = last - previous[i]
-                observations[i] = 0
-                self._end_episode(i, infos[i])
-        return observations, rewards, dones, infos
-
-    def _end_episode(self, i: int, info: dict[str, Any]) -> None:
-        """Write the Monitor-style episode statistics of env ``i`` into ``info`` and start a new episode."""
-        episode_return = round(float(self._episode_returns[i]), 6)
-        episode_length = int(self._episode_lengths[i])
-        elapsed = round(time.time() - self.t_start, 6)
-        info["episode"] = {"r": episode_return, "l": episode_length, "t": elapsed}
-        self._finished_returns[i].append(episode_return)
-        self._finished_lengths[i].append(episode_length)
-        self._finished_times[i].append(elapsed)
-        self._episode_returns[i] = 0.0
-        self._episode_lengths[i] = 0
+            if final_frames is None:
+                last = previous[done_envs]
+            else:
+                last = karpathy_preprocess_batch(final_frames[done_envs].reshape(len(done_envs), *FRAME_SHAPE))
+            for i, frame in zip(done_envs.tolist(), last, strict=True):
+                infos[i]["terminal_observation"] = frame
+        observations = difference_step(current, previous, dones, infos)
+        return observations, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
         # AtariVectorEnv has no explicit close: dropping it stops and frees the native threads
@@ -299,9 +268,9 @@ class PongVecEnv(VecEnv):
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
         """
-        Call a method of the sub-environments. Available: ``get_action_meanings`` (``["UP", "DOWN"]``) and
-        the ``Monitor`` methods ``get_episode_rewards``, ``get_episode_lengths``, ``get_episode_times``,
-        ``get_total_steps``.
+        Call a method of the sub-environments. Available: ``get_action_meanings`` (``["UP", "DOWN"]``). There is
+        no ``Monitor`` in a sub-environment: the episode statistics are SB3's ``VecMonitor``'s,
+        ``infos[i]["episode"]`` at the end of each episode.
 
         :param method_name: method name
         :param method_args: positional arguments (none of the methods takes any)
@@ -309,23 +278,21 @@ class PongVecEnv(VecEnv):
         :param method_kwargs: keyword arguments (none of the methods takes any)
         :return: one result per sub-environment
         """
-        methods = {
-            "get_action_meanings": lambda i: list(PongUpDown.ACTION_NAMES),
-            "get_episode_rewards": lambda i: list(self._finished_returns[i]),
-            "get_episode_lengths": lambda i: list(self._finished_lengths[i]),
-            "get_episode_times": lambda i: list(self._finished_times[i]),
-            "get_total_steps": lambda i: int(self._total_steps[i]),
-        }
+        methods = {"get_action_meanings": lambda i: list(PongUpDown.ACTION_NAMES)}
         if method_name not in methods:
-            raise AttributeError(f"PongVecEnv sub-environments have no method {method_name!r}; available: {sorted(methods)}")
+            raise AttributeError(
+                f"PongVecEnv sub-environments have no method {method_name!r}; available: {sorted(methods)} "
+                "(episode statistics: infos[i]['episode'] of SB3's VecMonitor, which make_pong_vec_env adds)"
+            )
         if method_args or method_kwargs:
             raise TypeError(f"PongVecEnv: {method_name}() takes no arguments")
         return [methods[method_name](i) for i in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         """
-        Whether the sub-environments behave as if wrapped with ``wrapper_class``: ``True`` for ``Monitor``
-        (episode statistics), ``KarpathyPreprocess``, ``DifferenceFrame``, ``PongUpDown`` and their base classes.
+        Whether the sub-environments behave as if wrapped with ``wrapper_class``: ``True`` for
+        ``KarpathyPreprocess``, ``DifferenceFrame``, ``PongUpDown`` and their base classes, ``False`` for
+        ``Monitor`` (the episode statistics are ``VecMonitor``'s, around the ``VecEnv``).
 
         :param wrapper_class: wrapper class
         :param indices: sub-environments (all by default)
@@ -338,13 +305,6 @@ class PongVecEnv(VecEnv):
         raise NotImplementedError("PongVecEnv does not render; watch games with gymnasium.make(\"KarpathyPong-v0\")")
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 def make_pong_vec_env(
     n_envs: int = 8,
     seed: int | None = None,
@@ -354,10 +314,15 @@ def make_pong_vec_env(
     max_num_frames_per_episode: int = 108_000,
     num_threads: int = 0,
     thread_affinity_offset: int = -1,
-) -> PongVecEnv:
+    monitor_filename: str | None = None,
+    info_keywords: tuple[str, ...] = (),
+) -> VecMonitor:
     """
     Make ``n_envs`` fast Pong games with Karpathy's observations (int8 difference frames of 6400 values in
-    {-1, 0, 1}) and actions (0 = UP, 1 = DOWN), as a Stable-Baselines3 ``VecEnv`` (see :class:`PongVecEnv`).
+    {-1, 0, 1}) and actions (0 = UP, 1 = DOWN), as a Stable-Baselines3 ``VecEnv``: a :class:`PongVecEnv` in SB3's
+    ``VecMonitor``, which writes the episode statistics ``infos[i]["episode"] = {"r": return, "l": length,
+    "t": seconds}`` at the end of each episode (``rollout/ep_rew_mean``, ``EvalCallback`` and ``evaluate_policy``
+    read them) and, with ``monitor_filename``, a ``monitor.csv`` file. ``.unwrapped`` is the :class:`PongVecEnv`.
 
     Emulator settings (those of gymnasium's ``ALE/Pong-v5`` unless noted):
 
@@ -388,12 +353,17 @@ def make_pong_vec_env(
     :param max_num_frames_per_episode: emulator frames after which an episode is truncated
     :param num_threads: native threads stepping the emulators (0: ale-py's default)
     :param thread_affinity_offset: first CPU core to pin the threads to (-1: no pinning)
+    :param monitor_filename: ``VecMonitor``'s log file (``<monitor_filename>.monitor.csv``; None: none written)
+    :param info_keywords: ``VecMonitor``'s extra ``info`` keys to log, from :attr:`PongVecEnv.INFO_KEYS`
     :return: the vectorized environment
     """
     if not isinstance(karpathy_original, bool):
         raise TypeError(f"karpathy_original must be a bool, got {karpathy_original!r}")
     if seed is not None:
-        _check_int("seed", seed, 0)
+        check_number("seed", seed, 0, math.inf, integer=True)
+    if not isinstance(info_keywords, tuple | list) or not all(key in PongVecEnv.INFO_KEYS for key in info_keywords):
+        # VecMonitor would raise a KeyError only at the end of the first episode
+        raise ValueError(f"info_keywords must be a tuple of keys from {PongVecEnv.INFO_KEYS}, got {info_keywords!r}")
     if frameskip is None:
         frameskip = 3 if karpathy_original else 4
     if repeat_action_probability is None:
@@ -408,4 +378,4 @@ def make_pong_vec_env(
     )
     if seed is not None:
         venv.seed(seed)
-    return venv
+    return VecMonitor(venv, monitor_filename, info_keywords=info_keywords)

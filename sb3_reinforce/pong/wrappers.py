@@ -5,7 +5,8 @@ The agent sees a binary 80x80 picture (paddles and ball set to 1, background to 
 values, as the difference between the current and the previous picture, and chooses between two actions,
 UP and DOWN.
 
-- :func:`karpathy_preprocess` / :func:`karpathy_preprocess_batch`: the preprocessing of a frame (or of many);
+- :func:`karpathy_preprocess` / :func:`karpathy_preprocess_batch`: the preprocessing of a frame (or of many),
+  from :mod:`sb3_reinforce.pong.preprocessing`, where it and the frame difference are written once;
 - :class:`KarpathyPreprocess`: gymnasium observation wrapper applying it;
 - :class:`DifferenceFrame`: gymnasium wrapper giving the current minus the previous preprocessed frame;
 - :class:`PongUpDown`: gymnasium action wrapper restricting the actions to UP and DOWN;
@@ -16,12 +17,24 @@ UP and DOWN.
 For a much faster vectorized version of the same environment see :func:`sb3_reinforce.pong.make_pong_vec_env`.
 """
 
+import math
+import numbers
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn, VecEnvWrapper
+
+from sb3_reinforce.common.checks import check_number
+from sb3_reinforce.pong.preprocessing import (
+    FRAME_SHAPE,
+    N_PIXELS,
+    difference_frames,
+    difference_step,
+    karpathy_preprocess,
+    karpathy_preprocess_batch,
+)
 
 __all__ = [
     "FRAME_SHAPE",
@@ -35,77 +48,6 @@ __all__ = [
     "make_karpathy_pong_env",
     "wrap_karpathy_pong",
 ]
-
-#: Shape of a raw Atari frame (height, width, RGB)
-FRAME_SHAPE = (210, 160, 3)
-#: Number of values of a preprocessed frame (80 x 80)
-N_PIXELS = 80 * 80
-
-# Red-channel values that are background in Pong (two background colours) or black.
-_BACKGROUND_VALUES = (0, 109, 144)
-# Lookup table: red-channel value -> 0 (background) or 1 (paddles, ball, scores, borders)
-_LUT = np.ones(256, dtype=np.int8)
-_LUT[list(_BACKGROUND_VALUES)] = 0
-
-
-def karpathy_preprocess(frame: np.ndarray) -> np.ndarray:
-    """
-    Preprocess one 210x160x3 uint8 Atari frame as Karpathy's ``prepro``.
-
-    Rows 35 to 194 are kept (``frame[35:195]``), then every second row and column of the red channel
-    (``[::2, ::2, 0]``, 80x80), the background values 144 and 109 become 0 and every other non-zero value 1.
-
-    :param frame: RGB frame of shape ``(210, 160, 3)`` and dtype ``uint8``
-    :return: flat ``int8`` array of 6400 values in {0, 1}
-    """
-    frame = np.asarray(frame)
-    if frame.shape != FRAME_SHAPE or frame.dtype != np.uint8:
-        raise ValueError(
-            f"frame must be an RGB Atari frame of shape {FRAME_SHAPE} and dtype uint8, "
-            f"got shape {frame.shape} and dtype {frame.dtype}"
-        )
-    return _LUT[frame[35:195:2, ::2, 0]].reshape(N_PIXELS)
-
-
-def karpathy_preprocess_batch(frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """
-    Preprocess a batch of Atari frames as :func:`karpathy_preprocess` does, vectorized.
-
-    Frames are either RGB, shape ``(n, 210, 160, 3)``, or the red channel alone, shape ``(n, 210, 160)``.
-    A single-channel frame must be the red channel (``frame[..., 0]``): ALE's grayscale frames are a
-    luminance, not the red channel, and give a different result.
-
-    :param frames: uint8 frames, ``(n, 210, 160, 3)`` (RGB) or ``(n, 210, 160)`` (red channel)
-    :param out: optional ``int8`` array of shape ``(n, 6400)`` to write the result into (C-contiguous)
-    :return: ``int8`` array of shape ``(n, 6400)`` with values in {0, 1} (``out`` when given)
-    """
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames must have dtype uint8, got {frames.dtype}")
-    if frames.ndim == 4 and frames.shape[1:] == FRAME_SHAPE:
-        red = frames[:, 35:195:2, ::2, 0]
-    elif frames.ndim == 3 and frames.shape[1:] == FRAME_SHAPE[:2]:
-        red = frames[:, 35:195:2, ::2]
-    else:
-        raise ValueError(f"frames must have shape (n, 210, 160, 3) (RGB) or (n, 210, 160) (red channel), got {frames.shape}")
-    n = frames.shape[0]
-    if out is None:
-        out = np.empty((n, N_PIXELS), dtype=np.int8)
-    elif out.shape != (n, N_PIXELS) or out.dtype != np.int8 or not out.flags.c_contiguous:
-        raise ValueError(
-            f"out must be a C-contiguous int8 array of shape {(n, N_PIXELS)}, got shape {out.shape} and dtype {out.dtype}"
-        )
-    # Fastest way found: gather the strided red values into a contiguous buffer, then compare (a lookup table
-    # with np.take is ~2.5x slower). A bool array is 0/1 bytes, so results are written through a bool view.
-    gathered = np.empty((n, 80, 80), dtype=np.uint8)
-    np.copyto(gathered, red)
-    result = out.reshape(n, 80, 80).view(np.bool_)
-    scratch = np.empty((n, 80, 80), dtype=np.bool_)
-    np.not_equal(gathered, _BACKGROUND_VALUES[0], out=result)
-    for value in _BACKGROUND_VALUES[1:]:
-        np.not_equal(gathered, value, out=scratch)
-        result &= scratch
-    return out
 
 
 def _check_binary_frame_space(space: spaces.Space, what: str) -> None:
@@ -146,7 +88,7 @@ class KarpathyPreprocess(gym.ObservationWrapper[np.ndarray, Any, np.ndarray]):
         :param observation: RGB frame
         :return: preprocessed frame, 6400 values in {0, 1}
         """
-        return _LUT[observation[35:195:2, ::2, 0]].reshape(N_PIXELS)
+        return karpathy_preprocess(observation)
 
 
 class DifferenceFrame(gym.Wrapper[np.ndarray, Any, np.ndarray, Any]):
@@ -171,16 +113,16 @@ class DifferenceFrame(gym.Wrapper[np.ndarray, Any, np.ndarray, Any]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         observation, info = self.env.reset(seed=seed, options=options)
-        self._previous = np.asarray(observation, dtype=np.int8)
+        self._previous = observation
+        # the first frame has no previous one
         return np.zeros(self.observation_space.shape, dtype=np.int8), info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._previous is None:
             raise RuntimeError("DifferenceFrame: call reset() before step()")
         observation, reward, terminated, truncated, info = self.env.step(action)
-        current = np.asarray(observation, dtype=np.int8)
-        difference = current - self._previous
-        self._previous = current
+        difference = difference_frames(observation, self._previous)
+        self._previous = observation
         return difference, reward, terminated, truncated, info
 
 
@@ -253,21 +195,14 @@ class VecDifferenceFrame(VecEnvWrapper):
         self._previous = np.zeros((self.num_envs, *observation_space.shape), dtype=np.int8)
 
     def reset(self) -> VecEnvObs:
-        observations = self.venv.reset()
-        self._previous = np.asarray(observations, dtype=np.int8).copy()
+        np.copyto(self._previous, self.venv.reset())
         return np.zeros_like(self._previous)
 
     def step_wait(self) -> VecEnvStepReturn:
         observations, rewards, dones, infos = self.venv.step_wait()
-        current = np.asarray(observations, dtype=np.int8)
-        differences = current - self._previous
-        for i in np.flatnonzero(dones):
-            terminal = infos[i].get("terminal_observation")
-            if terminal is not None:
-                infos[i]["terminal_observation"] = np.asarray(terminal, dtype=np.int8) - self._previous[i]
-            # ``current[i]`` is the first frame of the new episode: nothing to subtract from
-            differences[i] = 0
-        self._previous = current.copy()
+        differences = difference_step(observations, self._previous, dones, infos)
+        # a copy: vectorized envs (DummyVecEnv) write the next step's observations into the same buffer
+        np.copyto(self._previous, observations)
         return differences, rewards, dones, infos
 
 
@@ -336,18 +271,16 @@ def make_karpathy_pong_env(
         frameskip = (2, 5) if karpathy_original else 4
     if repeat_action_probability is None:
         repeat_action_probability = 0.25 if karpathy_original else 0.0
-    if isinstance(frameskip, bool) or not isinstance(frameskip, int | tuple):
+    if isinstance(frameskip, tuple):
+        if not (len(frameskip) == 2 and all(isinstance(f, int) for f in frameskip) and 1 <= frameskip[0] < frameskip[1]):
+            raise ValueError(f"a random frameskip must be a tuple (low, high) of ints with 1 <= low < high, got {frameskip!r}")
+    elif isinstance(frameskip, bool) or not isinstance(frameskip, numbers.Integral):
         raise TypeError(f"frameskip must be an int or a (low, high) tuple, got {frameskip!r}")
-    if isinstance(frameskip, int) and frameskip < 1:
-        raise ValueError(f"frameskip must be >= 1, got {frameskip}")
-    if isinstance(frameskip, tuple) and not (
-        len(frameskip) == 2 and all(isinstance(f, int) for f in frameskip) and 1 <= frameskip[0] < frameskip[1]
-    ):
-        raise ValueError(f"a random frameskip must be a tuple (low, high) of ints with 1 <= low < high, got {frameskip!r}")
-    if not 0.0 <= float(repeat_action_probability) <= 1.0:
-        raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability!r}")
-    if not isinstance(max_num_frames_per_episode, int) or max_num_frames_per_episode < 1:
-        raise ValueError(f"max_num_frames_per_episode must be a positive int, got {max_num_frames_per_episode!r}")
+    else:
+        check_number("frameskip", frameskip, 1, math.inf, integer=True)
+        frameskip = int(frameskip)  # ALE wants a Python int, not a numpy one
+    check_number("repeat_action_probability", repeat_action_probability, 0, 1)
+    check_number("max_num_frames_per_episode", max_num_frames_per_episode, 1, math.inf, integer=True)
     if kwargs.get("obs_type", "rgb") != "rgb":
         raise ValueError(f"obs_type must be 'rgb' (the preprocessing reads the red channel), got {kwargs['obs_type']!r}")
 
@@ -356,7 +289,7 @@ def make_karpathy_pong_env(
         "ALE/Pong-v5",
         frameskip=frameskip,
         repeat_action_probability=float(repeat_action_probability),
-        max_num_frames_per_episode=max_num_frames_per_episode,
+        max_num_frames_per_episode=int(max_num_frames_per_episode),
         render_mode=render_mode,
         **kwargs,
     )

@@ -16,6 +16,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
+from sb3_reinforce.common.arguments import allowed_policy_kwargs
+
 
 class REINFORCEPolicy(ActorCriticPolicy):
     """
@@ -158,3 +160,7 @@ class REINFORCEMultiInputPolicy(REINFORCEPolicy):
 MlpPolicy = REINFORCEPolicy
 CnnPolicy = REINFORCECnnPolicy
 MultiInputPolicy = REINFORCEMultiInputPolicy
+
+#: ``policy_kwargs`` keys of ``MlpPolicy``, ``CnnPolicy`` and ``MultiInputPolicy`` (read from their signatures,
+#: see :func:`sb3_reinforce.common.arguments.allowed_policy_kwargs`).
+POLICY_KWARGS: tuple[str, ...] = allowed_policy_kwargs(REINFORCEPolicy)

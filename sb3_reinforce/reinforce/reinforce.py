@@ -4,7 +4,7 @@ import io
 import numbers
 import pathlib
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -18,9 +18,9 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_reinforce.common.arguments import check_policy_kwargs
+from sb3_reinforce.common.arguments import REINFORCE_ARGUMENTS, ArgumentRule, PolicyRule
 from sb3_reinforce.common.buffers import EpisodeBatch, EpisodeRolloutBuffer
-from sb3_reinforce.common.estimators import Baseline, get_baseline, get_return_mode, policy_gradient_weights
+from sb3_reinforce.common.estimators import Baseline, get_baseline, policy_gradient_weights
 from sb3_reinforce.common.returns import per_decision_is_weights
 from sb3_reinforce.common.safety import (
     atomic_write,
@@ -35,19 +35,21 @@ from sb3_reinforce.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPol
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
+
+class _ModelSetting:
+    """The type of :data:`MODEL_SETTING`."""
+
+    def __repr__(self) -> str:
+        return "MODEL_SETTING"
+
+
+#: Default of the overrides of :meth:`REINFORCE.compute_policy_gradient`: the model's own setting (a sentinel,
+#: as ``baseline=None`` is a setting of its own).
+MODEL_SETTING: Any = _ModelSetting()
+
 # Observation bytes per training chunk: bounds the memory of one forward/backward pass (Pong batches can
 # hold 100k+ steps of 6400 inputs).
 _CHUNK_BYTES = 2**26
-
-
-def _check_number(name: str, value: Any, low: float, high: float, low_open: bool = False, integer: bool = False) -> None:
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r} ({type(value).__name__})")
-    if not np.isfinite(value) or value < low or value > high or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        upper = "inf)" if high == float("inf") else f"{high}]"
-        raise ValueError(f"{name}={value!r} is out of range: allowed {bracket}{low}, {upper} (finite)")
 
 
 def _checked_learning_rate(schedule: Schedule, progress_remaining: float) -> float:
@@ -231,67 +233,29 @@ class REINFORCE(OnPolicyAlgorithm):
         return get_baseline(self.baseline)
 
     @classmethod
+    def argument_rules(cls) -> dict[str, ArgumentRule]:
+        """
+        The allowed values of every constructor argument, in the order they are checked: ``policy`` (this class's
+        :attr:`policy_aliases` or a ``REINFORCEPolicy`` subclass), then
+        :data:`sb3_reinforce.common.arguments.REINFORCE_ARGUMENTS`. The hyperparameter-file validator reads the
+        same rules.
+
+        :return: ``{argument name: rule}``
+        """
+        return {"policy": PolicyRule(cls.policy_aliases, REINFORCEPolicy), **REINFORCE_ARGUMENTS}
+
+    @classmethod
     def _validate_arguments(cls, **kwargs: Any) -> None:
         """Reject bad constructor arguments before any env is built or stepped (TypeError/ValueError naming them)."""
-        policy = kwargs["policy"]
-        if isinstance(policy, str):
-            if policy not in cls.policy_aliases:
-                raise ValueError(
-                    f"policy={policy!r} is not allowed: use one of {sorted(cls.policy_aliases)} or a REINFORCEPolicy subclass"
-                )
-        elif not (isinstance(policy, type) and issubclass(policy, REINFORCEPolicy)):
-            raise TypeError(
-                f"policy={policy!r} is not allowed: use one of {sorted(cls.policy_aliases)} or a REINFORCEPolicy subclass"
-            )
-        if kwargs["policy_kwargs"] is not None and not isinstance(kwargs["policy_kwargs"], dict):
-            raise TypeError(f"policy_kwargs must be a dict or None, got {kwargs['policy_kwargs']!r}")
-        # Keys and values, for the policy class they are for (its own keys are read from its signature)
-        check_policy_kwargs(kwargs["policy_kwargs"], cls.policy_aliases[policy] if isinstance(policy, str) else policy)
-        _check_number("verbose", kwargs["verbose"], 0, 2, integer=True)
-        if kwargs["seed"] is not None:
-            _check_number("seed", kwargs["seed"], 0, 2**32 - 1, integer=True)
-        if not isinstance(kwargs["device"], (str, th.device)):
-            raise TypeError(f"device must be a str (e.g. 'cpu', 'cuda', 'auto') or a torch.device, got {kwargs['device']!r}")
-        if kwargs["tensorboard_log"] is not None and not isinstance(kwargs["tensorboard_log"], (str, pathlib.Path)):
-            raise TypeError(f"tensorboard_log must be a str path or None, got {kwargs['tensorboard_log']!r}")
-        learning_rate = kwargs["learning_rate"]
-        if callable(learning_rate):
-            # A schedule is checked at the start of training here (before any env step) and at every update
-            _checked_learning_rate(learning_rate, 1.0)
-        else:
-            # numpy scalars are numbers.Real too; a constant 0 would never train, so it is refused (a schedule may
-            # reach 0)
-            _check_number("learning_rate", learning_rate, 0.0, float("inf"), low_open=True)
-        _check_number("n_steps", kwargs["n_steps"], 1, float("inf"), integer=True)
-        if kwargs["n_episodes"] is not None:
-            _check_number("n_episodes", kwargs["n_episodes"], 1, float("inf"), integer=True)
-        _check_number("gamma", kwargs["gamma"], 0.0, 1.0)
-        get_return_mode(kwargs["return_mode"])
-        baseline = get_baseline(kwargs["baseline"])
-        _check_number("gae_lambda", kwargs["gae_lambda"], 0.0, 1.0)
-        if kwargs["gae_lambda"] != 1.0 and not baseline.needs_values:
-            raise ValueError(
-                f"gae_lambda={kwargs['gae_lambda']!r} needs baseline='value' (GAE uses the learned V(s)); "
-                f"with baseline={kwargs['baseline']!r} leave gae_lambda=1.0"
-            )
-        for name in ("normalize_advantage", "reset_on_reward"):
-            if not isinstance(kwargs[name], (bool, np.bool_)):
-                raise TypeError(f"{name} must be a bool, got {kwargs[name]!r}")
-        if isinstance(kwargs["ent_coef"], bool) or not isinstance(kwargs["ent_coef"], numbers.Real):
-            raise TypeError(f"ent_coef must be a number, got {kwargs['ent_coef']!r}")
-        if not np.isfinite(kwargs["ent_coef"]):
-            raise ValueError(f"ent_coef={kwargs['ent_coef']!r} must be finite")
-        _check_number("vf_coef", kwargs["vf_coef"], 0.0, float("inf"))
-        if kwargs["max_grad_norm"] is not None:
-            _check_number("max_grad_norm", kwargs["max_grad_norm"], 0.0, float("inf"), low_open=True)
-        buffer_class = kwargs["rollout_buffer_class"]
-        is_episode_buffer = isinstance(buffer_class, type) and issubclass(buffer_class, EpisodeRolloutBuffer)
-        if buffer_class is not None and not is_episode_buffer:
-            # SB3's RolloutBuffer cuts episodes at n_steps, Monte-Carlo returns need them whole
-            raise TypeError(f"rollout_buffer_class must be an EpisodeRolloutBuffer subclass, got {buffer_class!r}")
-        if kwargs["rollout_buffer_kwargs"] is not None and not isinstance(kwargs["rollout_buffer_kwargs"], dict):
-            raise TypeError(f"rollout_buffer_kwargs must be a dict, got {kwargs['rollout_buffer_kwargs']!r}")
-        _check_number("stats_window_size", kwargs["stats_window_size"], 1, float("inf"), integer=True)
+        # What the rules depending on another argument see (policy_kwargs: the policy's class, not its name)
+        values = dict(kwargs)
+        for name, rule in cls.argument_rules().items():
+            if name == "learning_rate" and callable(kwargs[name]):
+                # A schedule is checked at the start of training here (before any env step) and at every update
+                _checked_learning_rate(kwargs[name], 1.0)
+            else:
+                rule.check(name, kwargs[name], values)
+            values[name] = rule.resolve(kwargs[name])
 
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
@@ -489,38 +453,97 @@ class REINFORCE(OnPolicyAlgorithm):
             np.concatenate(score_sq) if need_scores else None,
         )
 
-    def compute_policy_gradient(self, batch: EpisodeBatch) -> dict[str, float]:
+    def _loss_settings(self, **overrides: Any) -> dict[str, Any]:
+        """
+        The settings of the update's loss: the model's own, where an override is :data:`MODEL_SETTING`, else the
+        override, checked by the constructor's rule for it (:meth:`argument_rules`).
+
+        :param overrides: ``return_mode``, ``baseline``, ``normalize_advantage``, ``gamma``, ``gae_lambda``,
+            ``reset_on_reward``, ``ent_coef``, ``vf_coef``
+        :return: every setting, by name
+        :raises ValueError: a bad value (``TypeError`` for a wrong type), or a baseline that needs a critic on a policy
+            without one
+        """
+        given = {name: value for name, value in overrides.items() if value is not MODEL_SETTING}
+        settings = {name: getattr(self, name) for name in overrides} | given
+        rules = self.argument_rules()
+        for name, value in given.items():
+            rules[name].check(name, value, settings)
+        if get_baseline(settings["baseline"]).needs_values and not self.policy.value_baseline:
+            raise ValueError(
+                f"baseline={settings['baseline']!r} needs a critic V(s), and this model's policy has none: a critic is "
+                f"built only for a model made with baseline='value' (this one: baseline={self.baseline!r})"
+            )
+        return settings
+
+    def compute_policy_gradient(
+        self,
+        batch: EpisodeBatch,
+        *,
+        return_mode: str = MODEL_SETTING,
+        baseline: str | None = MODEL_SETTING,
+        normalize_advantage: bool = MODEL_SETTING,
+        gamma: float = MODEL_SETTING,
+        gae_lambda: float = MODEL_SETTING,
+        reset_on_reward: bool = MODEL_SETTING,
+        ent_coef: float = MODEL_SETTING,
+        vf_coef: float = MODEL_SETTING,
+    ) -> dict[str, float]:
         """
         Accumulate into the parameters' ``.grad`` the gradient of the REINFORCE loss on ``batch`` (plus the entropy
         and value losses). Does not zero the gradients nor step the optimizer; ``train()`` does.
 
         Useful on its own to study the estimator: the policy-parameter gradient it leaves is
-        ``-(1 / n_steps) * sum_t Psi_t grad log pi(a_t|s_t)``.
+        ``-(1 / n_steps) * sum_t Psi_t grad log pi(a_t|s_t)`` (with ``ent_coef=0``). Every setting of the loss
+        defaults to the model's own (:data:`MODEL_SETTING`); one given here replaces it for this call only, and the
+        gradient is then the one a model built with that setting (and the same weights) computes on the same
+        batch. The batch's rewards stay those collected: with a critic, a time-limit-truncated episode's last
+        reward includes ``gamma * V(s_T)`` (with the model's gamma), whatever the baseline given here.
 
         :param batch: complete episodes (``EpisodeRolloutBuffer.pop_episodes``)
+        :param return_mode: a key of ``sb3_reinforce.common.estimators.RETURN_MODES``
+        :param baseline: None or a key of ``BASELINES``; one that needs a critic (``"value"``) is refused when the
+            policy has none (a model built without ``baseline="value"``)
+        :param normalize_advantage: standardize the weights over the batch
+        :param gamma: discount factor
+        :param gae_lambda: GAE lambda (value baseline only)
+        :param reset_on_reward: restart the discounted return at every non-zero reward
+        :param ent_coef: entropy coefficient
+        :param vf_coef: value-loss coefficient
         :return: statistics of the pass (losses, batch size, importance weights)
+        :raises ValueError: a bad setting (named), or a baseline that needs a critic the policy does not have
         """
+        settings = self._loss_settings(
+            return_mode=return_mode,
+            baseline=baseline,
+            normalize_advantage=normalize_advantage,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            reset_on_reward=reset_on_reward,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+        )
         carried = batch.policy_versions != self._n_updates
-        baseline = self._baseline
-        need_eval = baseline.needs_values or baseline.needs_score_norms or carried.any()
+        estimator = get_baseline(settings["baseline"])
+        need_eval = estimator.needs_values or estimator.needs_score_norms or carried.any()
         is_weights = values = score_sq = None
         if need_eval:
-            current_log_probs, values, score_sq = self._evaluate_batch(batch, need_scores=baseline.needs_score_norms)
+            current_log_probs, values, score_sq = self._evaluate_batch(batch, need_scores=estimator.needs_score_norms)
             if carried.any():
                 log_ratio = np.where(carried, current_log_probs - batch.log_probs, 0.0)
                 is_weights = per_decision_is_weights(log_ratio, batch.episode_starts)
         weights, targets = policy_gradient_weights(
             batch.rewards,
             batch.episode_starts,
-            gamma=self.gamma,
-            return_mode=self.return_mode,
-            baseline=self.baseline,
-            reset_on_reward=self.reset_on_reward,
+            gamma=settings["gamma"],
+            return_mode=settings["return_mode"],
+            baseline=settings["baseline"],
+            reset_on_reward=settings["reset_on_reward"],
             is_weights=is_weights,
             values=values,
             score_sq_norms=score_sq,
-            gae_lambda=self.gae_lambda,
-            normalize=self.normalize_advantage,
+            gae_lambda=settings["gae_lambda"],
+            normalize=settings["normalize_advantage"],
         )
         weights_t = th.as_tensor(weights, dtype=th.float32, device=self.device)
         targets_t = th.as_tensor(targets, dtype=th.float32, device=self.device)
@@ -534,10 +557,10 @@ class REINFORCE(OnPolicyAlgorithm):
             policy_loss = -(weights_t[index] * log_prob).sum() / n
             # SB3 has no closed-form entropy for some distributions: use -log_prob then, like A2C
             entropy_loss = -(entropy.sum() if entropy is not None else -log_prob.sum()) / n
-            loss = policy_loss + self.ent_coef * entropy_loss
+            loss = policy_loss + settings["ent_coef"] * entropy_loss
             if chunk_values is not None:
                 value_loss = (chunk_values - targets_t[index]).pow(2).sum() / n
-                loss = loss + self.vf_coef * value_loss
+                loss = loss + settings["vf_coef"] * value_loss
                 value_loss_sum += value_loss.item()
             loss.backward()
             stats["policy_loss"] += policy_loss.item()
@@ -549,6 +572,67 @@ class REINFORCE(OnPolicyAlgorithm):
             stats["value_loss"] = value_loss_sum
             stats["explained_variance"] = float(explained_variance(values, targets))
         return stats
+
+    def collect_batches(self, env: VecEnv, n_episodes: int, n_batches: int) -> Iterator[EpisodeBatch]:
+        """
+        Sample ``n_batches`` batches of ``n_episodes`` complete episodes on ``env`` with the current policy, without
+        updating it: the model's own collection (:meth:`collect_rollouts` into an ``EpisodeRolloutBuffer``, then
+        ``pop_episodes``), as ``learn`` makes its batches. The steps of episodes still running when a batch is
+        complete stay in the buffer and go to a later batch once their episode ends; the policy does not change in
+        between, so every step is on-policy (no importance weights). With a critic (``baseline="value"``) the last
+        reward of a time-limit-truncated episode includes ``gamma * V(s_T)``, as in training.
+
+        The model is only borrowed while a batch is collected: when a batch is handed out, its step counter, last
+        observation, episode statistics and ``n_episodes`` are as before (the policy is left in evaluation mode).
+        Its own envs are not touched, no callback is called, nothing is logged.
+
+        :param env: the env to sample on (reset first), with the model's spaces
+        :param n_episodes: complete episodes per batch (over ``env``'s envs, in the order they end)
+        :param n_batches: number of batches
+        :return: the batches, collected one at a time as they are asked for
+        """
+        from stable_baselines3.common.utils import check_for_correct_spaces
+
+        from sb3_reinforce.common.checks import check_number
+
+        # Checked now, not at the first batch (the collection itself is a generator)
+        check_number("n_episodes", n_episodes, 1, float("inf"), integer=True)
+        check_number("n_batches", n_batches, 0, float("inf"), integer=True)
+        if not isinstance(env, VecEnv):
+            raise TypeError(f"env must be a VecEnv (e.g. DummyVecEnv([lambda: env])), got {type(env).__name__}")
+        check_for_correct_spaces(env, self.observation_space, self.action_space)
+        return self._collect_batches(env, n_episodes, n_batches)
+
+    def _collect_batches(self, env: VecEnv, n_episodes: int, n_batches: int) -> Iterator[EpisodeBatch]:
+        from collections import deque
+
+        from stable_baselines3.common.callbacks import ConvertCallback
+
+        buffer = self.rollout_buffer_class(  # type: ignore[misc]
+            self.n_steps,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            n_envs=env.num_envs,
+            **self.rollout_buffer_kwargs,
+        )
+        callback = ConvertCallback(None)
+        callback.init_callback(self)
+        # What collect_rollouts changes on the model: set for the collection, then given back
+        borrowed = ("n_episodes", "_last_obs", "_last_episode_starts", "num_timesteps", "ep_info_buffer", "ep_success_buffer")
+        last_obs, last_starts = env.reset(), np.ones(env.num_envs, dtype=bool)
+        for _ in range(n_batches):
+            saved = {name: getattr(self, name) for name in borrowed}
+            self.n_episodes, self._last_obs, self._last_episode_starts = n_episodes, last_obs, last_starts
+            self.ep_info_buffer = deque(maxlen=self._stats_window_size)
+            self.ep_success_buffer = deque(maxlen=self._stats_window_size)
+            try:
+                self.collect_rollouts(env, callback, buffer, n_rollout_steps=0)
+                last_obs, last_starts = self._last_obs, self._last_episode_starts
+            finally:
+                for name, value in saved.items():
+                    setattr(self, name, value)
+            yield buffer.pop_episodes(n_episodes)
 
     def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
         """

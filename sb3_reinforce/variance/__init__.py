@@ -1,13 +1,14 @@
 """
 Gradient-variance diagnostic: how noisy is each REINFORCE estimator for one fixed policy?
 
-For a policy snapshot, :func:`gradient_variance` samples ``n_batches`` independent batches of ``n_episodes``
-complete episodes with that policy and, for every variant (return mode / baseline / advantage normalization),
-computes the batch's policy-gradient estimate with :meth:`REINFORCE.compute_policy_gradient` on a REINFORCE
-model holding the SAME policy weights. All variants see the same batches (common random numbers). Per variant it
-reports the variance of the estimate (trace of its covariance over batches), the variance relative to the squared
-norm of the mean gradient (scale-free, comparable across normalized and unnormalized variants) and the mean
-cosine similarity of the batch estimates to the mean gradient.
+For a policy snapshot (a REINFORCE model), :func:`gradient_variance` samples ``n_batches`` batches of
+``n_episodes`` complete episodes with that policy, by the model's own collection
+(:meth:`REINFORCE.collect_batches`, one env), and computes for every variant (return mode / baseline / advantage
+normalization) the batch's policy-gradient estimate with :meth:`REINFORCE.compute_policy_gradient` of the SAME
+model, the variant's settings given as overrides. All variants see the same batches (common random numbers). Per
+variant it reports the variance of the estimate (trace of its covariance over batches), the variance relative to
+the squared norm of the mean gradient (scale-free, comparable across normalized and unnormalized variants) and the
+mean cosine similarity of the batch estimates to the mean gradient.
 
 Python API::
 
@@ -21,12 +22,13 @@ Python API::
 
 CLI: ``python -m sb3_reinforce.compare variance --env CartPole-v1 --variants total reward_to_go ...``
 (``--model snapshot.zip`` to study a saved policy, ``--train-steps N`` to first train the zoo model N steps;
-default: a freshly initialized policy with the zoo's network).
+default: a freshly initialized policy with the zoo's network). It writes ``variance.md`` (the env, batches,
+episodes per batch, seed and snapshot, then the table) and ``variance.png``.
 
 Variant syntax: ``<return_mode>[+<baseline>][+norm|+nonorm]`` (a ``reinforce:`` prefix is accepted), e.g.
 ``total``, ``reward_to_go+value``, ``total+mean+norm``. Parts left out: ``reward_to_go``, no baseline, no
-normalization. The value baseline uses the snapshot's value net when it has one (else an untrained one, which
-is only a noisy baseline).
+normalization. A variant whose baseline needs a critic (``value``) needs a snapshot that has one (a model made with
+``baseline="value"``); on a snapshot without one it is refused.
 """
 
 from __future__ import annotations
@@ -40,12 +42,24 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.buffers import EpisodeBatch
-from sb3_reinforce.common.estimators import parse_estimator_variant, variant_grammar
-from sb3_reinforce.reinforce.policies import REINFORCEPolicy
+from sb3_reinforce.common.checks import check_number
+from sb3_reinforce.common.estimators import get_baseline, parse_estimator_variant, variant_grammar
+from sb3_reinforce.common.safety import atomic_write
+
+__all__ = [
+    "VarianceResult",
+    "check_variants",
+    "gradient_variance",
+    "main",
+    "parse_variant",
+    "plot_variance",
+    "variance_markdown",
+    "variance_table",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,97 +95,55 @@ def parse_variant(text: str) -> dict[str, Any]:
     return {"return_mode": "reward_to_go", "baseline": None, "normalize_advantage": False, **settings}
 
 
-def _policy_of(snapshot: REINFORCE | REINFORCEPolicy) -> REINFORCEPolicy:
-    policy = snapshot.policy if isinstance(snapshot, REINFORCE) else snapshot
-    if not isinstance(policy, REINFORCEPolicy):
-        raise TypeError(f"expected a REINFORCE model or REINFORCEPolicy, got {type(snapshot).__name__}")
-    return policy
-
-
-def collect_batch(policy: REINFORCEPolicy, env: gym.Env, n_episodes: int, rng_seed: int | None = None) -> EpisodeBatch:
+def check_variants(model: REINFORCE, variants: Sequence[str]) -> dict[str, dict[str, Any]]:
     """
-    Sample ``n_episodes`` complete episodes (terminated or truncated) with ``policy`` on a gymnasium env.
+    The settings of every variant (:func:`parse_variant`), checked against the snapshot.
 
-    :param policy: the (fixed) policy
-    :param env: a gymnasium env (not vectorized)
-    :param n_episodes: episodes in the batch
-    :param rng_seed: seed of the env's first reset (None: continue its RNG)
-    :return: the batch, episode-major, with policy version 0
+    :param model: the policy snapshot
+    :param variants: the variant strings
+    :return: ``{variant: settings}``
+    :raises ValueError: a variant that does not parse, or whose baseline needs a critic the snapshot does not have
     """
-    observations, actions, rewards, log_probs, lengths = [], [], [], [], []
-    for episode in range(n_episodes):
-        obs, _ = env.reset(seed=rng_seed if episode == 0 else None)
-        length, done = 0, False
-        while not done:
-            obs_tensor, _ = policy.obs_to_tensor(obs)
-            with th.no_grad():
-                distribution = policy.get_distribution(obs_tensor)
-                action = distribution.get_actions(deterministic=False)
-                log_prob = distribution.log_prob(action)
-            action_np = action.cpu().numpy()[0]
-            env_action = action_np
-            if isinstance(env.action_space, spaces.Box):
-                env_action = np.clip(action_np, env.action_space.low, env.action_space.high)
-            elif isinstance(env.action_space, spaces.Discrete):
-                env_action = int(action_np)
-            next_obs, reward, terminated, truncated, _ = env.step(env_action)
-            observations.append(np.asarray(obs))
-            actions.append(np.asarray(action_np, dtype=np.float32).reshape(-1))
-            rewards.append(float(reward))
-            log_probs.append(float(log_prob.item()))
-            obs, done, length = next_obs, terminated or truncated, length + 1
-        lengths.append(length)
-    episode_lengths = np.array(lengths, dtype=np.int64)
-    n = int(episode_lengths.sum())
-    starts = np.zeros(n, dtype=bool)
-    starts[np.cumsum(episode_lengths) - episode_lengths] = True
-    obs_array = np.stack(observations)
-    if isinstance(env.observation_space, spaces.Discrete):
-        obs_array = obs_array.reshape(n, 1)
-    return EpisodeBatch(
-        observations=obs_array,
-        actions=np.stack(actions),
-        rewards=np.array(rewards, dtype=np.float32),
-        log_probs=np.array(log_probs, dtype=np.float32),
-        policy_versions=np.zeros(n, dtype=np.int64),
-        episode_starts=starts,
-        episode_lengths=episode_lengths,
-    )
+    if not isinstance(model, REINFORCE):
+        raise TypeError(f"the snapshot must be a REINFORCE model (e.g. REINFORCE.load(path)), got {type(model).__name__}")
+    if not variants:
+        raise ValueError("variants is empty: give at least one, e.g. ['total', 'reward_to_go']")
+    checked = {}
+    for variant in variants:
+        settings = parse_variant(variant)
+        if get_baseline(settings["baseline"]).needs_values and not model.policy.value_baseline:
+            raise ValueError(
+                f"variant {variant!r} needs a critic V(s) and the policy snapshot has none (it was made with "
+                f"baseline={model.baseline!r}): use a snapshot trained with baseline='value', or leave the variant out"
+            )
+        checked[variant] = settings
+    return checked
 
 
-def _estimator(policy: REINFORCEPolicy, env: gym.Env, variant: str, gamma: float) -> REINFORCE:
-    """A REINFORCE model with the variant's settings and a copy of ``policy``'s weights."""
-    settings = parse_variant(variant)
-    policy_kwargs = dict(policy._get_constructor_parameters())
-    for key in ("observation_space", "action_space", "lr_schedule", "value_baseline"):
-        policy_kwargs.pop(key, None)
-    if policy_kwargs.pop("use_sde", False):
-        raise NotImplementedError("gSDE policies are not supported by the variance diagnostic")
-    net_arch = policy_kwargs.get("net_arch")
-    if settings["baseline"] == "value" and not policy.value_baseline and isinstance(net_arch, dict):
-        # the snapshot has no critic: give the (untrained) value net the actor's hidden layers
-        policy_kwargs["net_arch"] = dict(pi=list(net_arch.get("pi", [])), vf=list(net_arch.get("pi", [])))
-    model = REINFORCE(
-        type(policy),
-        env,
-        gamma=gamma,
-        ent_coef=0.0,
-        policy_kwargs=policy_kwargs,
-        device="cpu",
-        **settings,
-    )
-    own = model.policy.state_dict()
-    snapshot = {key: value for key, value in policy.state_dict().items() if key in own and own[key].shape == value.shape}
-    missing = [key for key in own if key not in snapshot and "value_net" not in key]
-    if missing:
-        raise ValueError(f"the snapshot's policy does not match the estimator's network: missing {missing}")
-    model.policy.load_state_dict({**own, **snapshot})
-    return model
+def _sampling_env(env: str | gym.Env | VecEnv, seed: int) -> tuple[VecEnv, bool]:
+    """One env to sample the batches on, seeded; and whether it was made here (then it is closed after)."""
+    if isinstance(env, str):
+        from stable_baselines3.common.env_util import make_vec_env
+
+        return make_vec_env(env, n_envs=1, seed=seed), True
+    if isinstance(env, VecEnv):
+        if env.num_envs != 1:
+            # With several envs a batch is the first episodes to end: short episodes would be over-represented
+            raise ValueError(f"env must hold one env (the batches are consecutive episodes of it), got {env.num_envs}")
+        vec_env = env
+    elif isinstance(env, gym.Env):
+        vec_env = DummyVecEnv([lambda: env])
+    else:
+        raise TypeError(f"env must be an env id, a gymnasium env or a VecEnv of one env, got {type(env).__name__}")
+    vec_env.seed(seed)
+    return vec_env, False
 
 
-def _flat_policy_gradient(model: REINFORCE, batch: EpisodeBatch) -> np.ndarray:
+def _policy_gradient(model: REINFORCE, batch: EpisodeBatch, settings: dict[str, Any]) -> np.ndarray:
+    """The per-episode policy-gradient estimate of ``batch`` with the variant's settings, flat."""
     model.policy.zero_grad()
-    model.compute_policy_gradient(batch)
+    # the REINFORCE term only: no entropy bonus, no value loss (which could reach a shared features extractor)
+    model.compute_policy_gradient(batch, ent_coef=0.0, vf_coef=0.0, **settings)
     grads = [
         (p.grad if p.grad is not None else th.zeros_like(p)).flatten()
         for name, p in model.policy.named_parameters()
@@ -182,8 +154,8 @@ def _flat_policy_gradient(model: REINFORCE, batch: EpisodeBatch) -> np.ndarray:
 
 
 def gradient_variance(
-    model_or_policy: REINFORCE | REINFORCEPolicy,
-    env_id_or_env: str | gym.Env,
+    model: REINFORCE,
+    env: str | gym.Env | VecEnv,
     variants: Sequence[str],
     n_batches: int = 50,
     n_episodes: int = 8,
@@ -194,28 +166,41 @@ def gradient_variance(
     """
     Variance of the policy-gradient estimate of several REINFORCE estimators, for one fixed policy.
 
-    :param model_or_policy: the policy snapshot (a REINFORCE model or its policy); it is not modified
-    :param env_id_or_env: env id or a (non-vectorized) gymnasium env
-    :param variants: estimator variants, e.g. ``["total", "reward_to_go", "reward_to_go+mean"]``
-    :param n_batches: K, the number of independent batches
+    The batches are sampled by the model's own collection (:meth:`REINFORCE.collect_batches`) on one env; every
+    variant's estimate is the model's :meth:`REINFORCE.compute_policy_gradient` with the variant's settings (and
+    no entropy nor value loss), on the same batches.
+
+    :param model: the policy snapshot (a REINFORCE model); its weights, gradients and counters are left as they were
+    :param env: env id, gymnasium env or VecEnv of one env (e.g. a ``VecNormalize`` with the snapshot's statistics,
+        ``training=False``), with the model's spaces; an env made here from an id is closed at the end
+    :param variants: estimator variants, e.g. ``["total", "reward_to_go", "reward_to_go+mean"]``; one whose baseline
+        needs a critic is refused when the model has none
+    :param n_batches: K >= 2, the number of batches
     :param n_episodes: complete episodes per batch
-    :param seed: seeds the env and the action sampling
-    :param gamma: discount (default: the model's, else 0.99)
+    :param seed: seeds the env and the action sampling (torch's global generator)
+    :param gamma: discount of the estimators (default: the model's)
     :param return_estimates: also return ``{variant: (K, n_params) array of estimates}``
     :return: one :class:`VarianceResult` per variant (and the estimates)
     """
-    policy = _policy_of(model_or_policy)
-    if gamma is None:
-        gamma = model_or_policy.gamma if isinstance(model_or_policy, REINFORCE) else 0.99
-    env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) else env_id_or_env
+    checked = check_variants(model, variants)
+    check_number("n_batches", n_batches, 2, float("inf"), integer=True)
+    if gamma is not None:
+        check_number("gamma", gamma, 0.0, 1.0)
+        checked = {variant: dict(settings, gamma=gamma) for variant, settings in checked.items()}
+    vec_env, made_here = _sampling_env(env, seed)
+    parameters = list(model.policy.parameters())
+    saved_grads = [p.grad for p in parameters]
+    estimates: dict[str, list[np.ndarray]] = {variant: [] for variant in checked}
     th.manual_seed(seed)
-    estimators = {variant: _estimator(policy, env, variant, gamma) for variant in variants}
-    estimates: dict[str, list[np.ndarray]] = {variant: [] for variant in variants}
-    policy.set_training_mode(False)
-    for k in range(n_batches):
-        batch = collect_batch(policy, env, n_episodes, rng_seed=seed if k == 0 else None)
-        for variant, estimator in estimators.items():
-            estimates[variant].append(_flat_policy_gradient(estimator, batch))
+    try:
+        for batch in model.collect_batches(vec_env, n_episodes, n_batches):
+            for variant, settings in checked.items():
+                estimates[variant].append(_policy_gradient(model, batch, settings))
+    finally:
+        for p, grad in zip(parameters, saved_grads, strict=True):
+            p.grad = grad
+        if made_here:
+            vec_env.close()
     results = []
     arrays = {variant: np.array(values) for variant, values in estimates.items()}
     for variant, values in arrays.items():
@@ -249,8 +234,37 @@ def variance_table(results: Sequence[VarianceResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def variance_markdown(
+    results: Sequence[VarianceResult], env_id: str, n_episodes: int, seed: int, snapshot: str, gamma: float
+) -> str:
+    """
+    ``variance.md``: what was measured (env, batches, episodes per batch, seed, discount, policy snapshot), then
+    :func:`variance_table`.
+
+    :param results: :func:`gradient_variance`'s results
+    :param env_id: the env the batches were sampled on
+    :param n_episodes: complete episodes per batch
+    :param seed: the seed of :func:`gradient_variance`
+    :param snapshot: the policy snapshot, e.g. its path, or ``"fresh policy (zoo network), trained 20,000 env steps"``
+    :param gamma: the discount of the estimators
+    :return: markdown
+    """
+    n_batches = results[0].n_batches if results else 0
+    lines = [
+        f"# Gradient variance of REINFORCE estimators on {env_id}",
+        "",
+        f"- policy snapshot: {snapshot}",
+        f"- batches: {n_batches} batches of {n_episodes} complete episodes, sampled with the snapshot on one env; "
+        "every variant on the same batches",
+        f"- seed: {seed} (env resets and action sampling)",
+        f"- gamma: {gamma:g}",
+        "",
+    ]
+    return "\n".join(lines) + variance_table(results)
+
+
 def plot_variance(results: Sequence[VarianceResult], path: str | Path) -> Path:
-    """Bar plot of the relative variance and of the mean cosine similarity per variant."""
+    """Bar plot of the relative variance and of the mean cosine similarity per variant, written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -267,10 +281,29 @@ def plot_variance(results: Sequence[VarianceResult], path: str | Path) -> Path:
         ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_write(path) as file:
+        fig.savefig(file, format=path.suffix.lstrip(".") or "png", dpi=110)
     plt.close(fig)
     return path
+
+
+def _entry_env(model: REINFORCE, env_id: str, seed: int) -> Any:
+    """
+    One env built from the zoo entry as the model's training envs are (wrappers, ``frame_stack``, ``normalize``),
+    with the model's normalization statistics, frozen: the batches see the observations the policy was trained on.
+    """
+    from stable_baselines3.common.vec_env import sync_envs_normalization, unwrap_vec_normalize
+
+    from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams
+    from sb3_reinforce.hyperparams.building import make_vec_env_from_entry
+
+    _, zoo = build_model_kwargs(load_hyperparams("reinforce", env_id))
+    env = make_vec_env_from_entry(env_id, zoo, n_envs=1, seed=seed)
+    normalization = unwrap_vec_normalize(env)
+    if normalization is not None:
+        sync_envs_normalization(model.get_env(), env)
+        normalization.training = False
+    return env
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,23 +330,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             parse_variant(variant)
         except ValueError as error:
             parser.error(str(error))
+    if args.model and args.train_steps:
+        parser.error("--train-steps trains the fresh policy: it cannot be used with --model")
     if args.model:
         model = REINFORCE.load(args.model, device="cpu")
     else:
-        from stable_baselines3.common.env_util import make_vec_env
+        from sb3_reinforce.hyperparams import load_hyperparams
+        from sb3_reinforce.hyperparams.building import make_model_from_entry
 
-        from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams
-
-        kwargs, zoo = build_model_kwargs(load_hyperparams("reinforce", args.env))
-        env = make_vec_env(args.env, n_envs=zoo["n_envs"], seed=args.seed, wrapper_class=zoo["env_wrapper"])
-        model = REINFORCE(env=env, seed=args.seed, device="cpu", **kwargs)
+        entry = load_hyperparams("reinforce", args.env)
+        model, _, _ = make_model_from_entry("reinforce", args.env, entry, seed=args.seed, evaluation_env=False, device="cpu")
         if args.train_steps:
             model.learn(args.train_steps)
-    results = gradient_variance(model, args.env, args.variants, args.n_batches, args.n_episodes, args.seed)
-    table = variance_table(results)
+    env = args.env if args.model else _entry_env(model, args.env, args.seed)
+    try:
+        results = gradient_variance(model, env, args.variants, args.n_batches, args.n_episodes, args.seed)
+    except ValueError as error:  # a critic variant on a snapshot without critic, a bad number of batches
+        parser.error(str(error))
+    if args.model:
+        snapshot = str(args.model)
+    else:
+        trained = f"trained {args.train_steps:,} env steps" if args.train_steps else "untrained"
+        snapshot = f"fresh policy (zoo network and settings of {args.env}, seed {args.seed}), {trained}"
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "variance.md").write_text(table)
+    markdown = variance_markdown(results, args.env, args.n_episodes, args.seed, snapshot, model.gamma)
+    with atomic_write(out / "variance.md") as file:
+        file.write(markdown.encode())
     plot_variance(results, out / "variance.png")
-    print(table)
+    print(markdown)
     return 0

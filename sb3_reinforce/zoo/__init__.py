@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.hyperparams import (
     MAX_YAML_BYTES,
@@ -57,7 +57,7 @@ from sb3_reinforce.hyperparams import (
     validate_hyperparams_content,
     validate_reinforce_hyperparams,
 )
-from sb3_reinforce.hyperparams.envs import make_zoo_vec_env
+from sb3_reinforce.hyperparams.building import make_vec_env_from_entry
 from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 from sb3_reinforce.tuning import (
     SAMPLED_KEYS,
@@ -414,27 +414,32 @@ class ReinforceExperimentManager(ExperimentManager):
         return super()._preprocess_hyperparams(hyperparams)
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
-        """rl_zoo3's envs, except ``KarpathyPong-v0``: ale-py's native vector env (``hyperparams.envs``)."""
+        """
+        rl_zoo3's envs, except ``KarpathyPong-v0``: ale-py's native vector env, built by the tools' own path from
+        the entry's settings (:func:`~sb3_reinforce.hyperparams.make_vec_env_from_entry`) with rl_zoo3's
+        normalization (which also loads the statistics of a trained agent).
+        """
         if self.env_name.gym_id != KARPATHY_PONG_ID:
             return super().create_envs(n_envs, eval_env, no_log)
+        settings = {
+            "env_kwargs": self.eval_env_kwargs if eval_env else self.env_kwargs,
+            "env_wrapper": self.env_wrapper,
+            "monitor_kwargs": self.monitor_kwargs,
+            "vec_env_wrapper": self.vec_env_wrapper,
+            "frame_stack": self.frame_stack,
+        }
         try:
-            env = make_zoo_vec_env(
+            return make_vec_env_from_entry(
                 KARPATHY_PONG_ID,
+                settings,
                 n_envs=n_envs,
                 seed=self.seed,
-                env_kwargs=self.eval_env_kwargs if eval_env else self.env_kwargs,
-                wrapper_class=self.env_wrapper,
+                evaluation=eval_env,
                 monitor_dir=None if eval_env or no_log else self.save_path,
-                monitor_kwargs=self.monitor_kwargs,
+                normalize_env=functools.partial(self._maybe_normalize, eval_env=eval_env),
             )
         except (TypeError, ValueError) as error:
             raise HyperparamsError(f"{self._zoo_where}: {error}", [("env_kwargs", str(error))]) from error
-        if self.vec_env_wrapper is not None:
-            env = self.vec_env_wrapper(env)
-        env = self._maybe_normalize(env, eval_env)
-        if self.frame_stack is not None:
-            env = VecFrameStack(env, self.frame_stack)
-        return env
 
     def _save_config(self, saved_hyperparams: dict[str, Any]) -> None:
         config = {key: to_yaml_data(value) for key, value in saved_hyperparams.items()}
@@ -649,7 +654,7 @@ def _safe_vec_normalize_load(load_path: str, venv: VecEnv) -> Any:
     :return: the VecNormalize wrapper
     """
     from sb3_reinforce.common.serialization import load_vec_normalize
-    from sb3_reinforce.hyperparams import _trusting
+    from sb3_reinforce.hyperparams.code_check import _trusting
 
     return load_vec_normalize(load_path, venv, trusted=_trusting(False))
 

@@ -1,0 +1,127 @@
+"""
+A whole comparison: every algo spec x seed, the runs already done with the same protocol skipped, the others
+trained in worker processes that die with the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sb3_reinforce.compare.pool import run_in_workers
+from sb3_reinforce.compare.records import check_run, run_csv_path, run_protocol, run_record_path
+from sb3_reinforce.compare.specs import AlgoSpec
+from sb3_reinforce.compare.training import train_and_evaluate
+
+__all__ = ["ProtocolMismatchError", "run_comparison"]
+
+
+class ProtocolMismatchError(ValueError):
+    """Finished runs in ``--out`` were made with another protocol than the one asked for."""
+
+
+def run_comparison(
+    env_id: str,
+    specs: Sequence[AlgoSpec],
+    seeds: Sequence[int],
+    timesteps: int,
+    out: str | os.PathLike[str],
+    eval_freq: int = 5000,
+    eval_episodes: int = 10,
+    n_jobs: int = 1,
+    hyperparams_path: str | None = None,
+    progress: bool = True,
+    rerun_changed: bool = False,
+) -> dict[str, list[Path]]:
+    """
+    Train and evaluate every spec x seed in ``n_jobs`` processes, skipping the runs already done with the same
+    protocol (:func:`check_run`). A damaged or unfinished run is named on stderr and redone. A finished run made
+    with another protocol is never reused: :class:`ProtocolMismatchError` lists what differs, unless
+    ``rerun_changed`` (then it is redone). A run whose protocol matches but whose package versions differ is reused,
+    with a warning on stderr (``summary.md`` lists the versions of every run).
+
+    :param rerun_changed: redo the finished runs whose protocol differs instead of refusing
+    :return: ``{label: [CSV path per seed]}``
+    :raises ProtocolMismatchError: finished runs with another protocol, and ``rerun_changed`` is False
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs, changed = [], []
+    for spec in specs:
+        for seed in seeds:
+            path = run_csv_path(out, spec, seed)
+            asked = run_protocol(env_id, spec, seed, timesteps, eval_freq, eval_episodes, hyperparams_path)
+            status, details = check_run(path, asked)
+            if status == "done":
+                if details:
+                    print(f"warning: {path} reused, made with other package versions: {'; '.join(details)}", file=sys.stderr)
+                continue
+            if status == "changed":
+                changed.append(f"{path}: {'; '.join(details)}")
+                if not rerun_changed:
+                    continue
+                print(f"redoing {path} (--rerun-changed): {'; '.join(details)}", file=sys.stderr)
+            elif status == "damaged":
+                print(f"redoing {path}: {details[0]}", file=sys.stderr)
+            jobs.append(
+                dict(
+                    env_id=env_id,
+                    spec=spec,
+                    seed=seed,
+                    timesteps=timesteps,
+                    out=out,
+                    eval_freq=eval_freq,
+                    eval_episodes=eval_episodes,
+                    hyperparams_path=hyperparams_path,
+                )
+            )
+    if changed and not rerun_changed:
+        raise ProtocolMismatchError(
+            f"{len(changed)} finished run(s) in {out} were made with another protocol and would be mixed with new ones:\n  "
+            + "\n  ".join(changed)
+            + "\nPass --rerun-changed to redo them with the protocol asked for, or use a new --out."
+        )
+    _remove_temporary_files(out, [run_csv_path(out, job["spec"], job["seed"]) for job in jobs])
+    _run_jobs(jobs, n_jobs, len(specs) * len(seeds), progress)
+    return {spec.label: [run_csv_path(out, spec, seed) for seed in seeds] for spec in specs}
+
+
+def _remove_temporary_files(out: Path, csv_paths: Sequence[Path]) -> None:
+    """
+    Remove what killed runs about to be redone left behind: hidden ``.<name>.*.tmp`` files of interrupted writes,
+    and the ``<name>.tmp*`` files of versions before ``atomic_write``. Only the files of the runs being redone are
+    touched (two commands sharing one ``--out`` are not guarded against).
+    """
+    for csv_path in csv_paths:
+        for name in (csv_path.name, run_record_path(csv_path).name):
+            for stale in [*out.glob(f".{glob.escape(name)}.*.tmp"), *out.glob(f"{glob.escape(name)}.tmp*")]:
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+
+
+def _run_jobs(todo: list[dict[str, Any]], n_jobs: int, n_total: int, progress: bool) -> None:
+    """:func:`train_and_evaluate` every job (in ``n_jobs`` workers), with a progress bar of all ``n_total`` runs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        disable=not progress,
+    ) as bar:
+        task = bar.add_task("", total=n_total, completed=n_total - len(todo))
+
+        def started(job: dict[str, Any]) -> None:
+            bar.update(task, description=f"training {job['spec'].label} seed {job['seed']}")
+
+        def done(job: dict[str, Any], _: Any) -> None:
+            bar.update(task, advance=1, description=f"done {job['spec'].label} seed {job['seed']}")
+
+        run_in_workers(train_and_evaluate, todo, n_jobs, on_start=started, on_done=done)
