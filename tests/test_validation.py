@@ -15,16 +15,8 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_reinforce.pong import wrappers
 from sb3_reinforce.pong.vec_env import make_pong_vec_env
-from sb3_reinforce.pong.wrappers import (
-    DifferenceFrame,
-    KarpathyPreprocess,
-    PongUpDown,
-    VecDifferenceFrame,
-    karpathy_preprocess,
-    karpathy_preprocess_batch,
-    make_karpathy_pong_env,
-)
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 
 
@@ -181,47 +173,77 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str, str]] = [
     ("pong-affinity", call(make_pong_vec_env, thread_affinity_offset=-2), ValueError, "thread_affinity_offset", "[-1, inf)"),
     ("pong-info_keywords", call(make_pong_vec_env, info_keywords=("r",)), ValueError, "info_keywords", "TimeLimit.truncated"),
     # sb3_reinforce.pong.wrappers
-    ("ale-frameskip", call(make_karpathy_pong_env, frameskip=0), ValueError, "frameskip", "[1, inf)"),
-    ("ale-frameskip-str", call(make_karpathy_pong_env, frameskip="4"), TypeError, "frameskip", "(low, high) tuple"),
-    ("ale-frameskip-range", call(make_karpathy_pong_env, frameskip=(4, 2)), ValueError, "frameskip", "1 <= low < high"),
+    ("ale-frameskip", call(wrappers.make_karpathy_pong_env, frameskip=0), ValueError, "frameskip", "[1, inf)"),
+    ("ale-frameskip-str", call(wrappers.make_karpathy_pong_env, frameskip="4"), TypeError, "frameskip", "(low, high) tuple"),
+    (
+        "ale-frameskip-range",
+        call(wrappers.make_karpathy_pong_env, frameskip=(4, 2)),
+        ValueError,
+        "frameskip",
+        "1 <= low < high",
+    ),
     (
         "ale-sticky",
-        call(make_karpathy_pong_env, repeat_action_probability=-0.1),
+        call(wrappers.make_karpathy_pong_env, repeat_action_probability=-0.1),
         ValueError,
         "repeat_action_probability",
         "[0, 1]",
     ),
-    ("ale-karpathy_original", call(make_karpathy_pong_env, karpathy_original="yes"), TypeError, "karpathy_original", "bool"),
+    (
+        "ale-karpathy_original",
+        call(wrappers.make_karpathy_pong_env, karpathy_original="yes"),
+        TypeError,
+        "karpathy_original",
+        "bool",
+    ),
     (
         "ale-max-frames",
-        call(make_karpathy_pong_env, max_num_frames_per_episode=0),
+        call(wrappers.make_karpathy_pong_env, max_num_frames_per_episode=0),
         ValueError,
         "max_num_frames",
         "an integer in [1, inf)",
     ),
     (
         "ale-sticky-str",
-        call(make_karpathy_pong_env, repeat_action_probability="0.25"),
+        call(wrappers.make_karpathy_pong_env, repeat_action_probability="0.25"),
         TypeError,
         "repeat_action_probability",
         "a number in [0, 1]",
     ),
-    ("ale-obs_type", call(make_karpathy_pong_env, obs_type="grayscale"), ValueError, "obs_type", "'rgb'"),
-    ("preprocess-env", call(KarpathyPreprocess, "Pong"), TypeError, "env", "gymnasium.Env"),
-    ("preprocess-space", call(KarpathyPreprocess, gym.make("CartPole-v1")), ValueError, "observation space", "(210, 160, 3)"),
-    ("difference-env", call(DifferenceFrame, None), TypeError, "env", "gymnasium.Env"),
-    ("updown-env", call(PongUpDown, 3), TypeError, "env", "gymnasium.Env"),
-    ("updown-space", call(PongUpDown, gym.make("Pendulum-v1")), ValueError, "action space", "Discrete"),
-    ("vec-difference-venv", call(VecDifferenceFrame, gym.make("CartPole-v1")), TypeError, "venv", "VecEnv"),
+    ("ale-obs_type", call(wrappers.make_karpathy_pong_env, obs_type="grayscale"), ValueError, "obs_type", "'rgb'"),
+    ("preprocess-env", call(wrappers.KarpathyPreprocess, "Pong"), TypeError, "env", "gymnasium.Env"),
+    (
+        "preprocess-space",
+        call(wrappers.KarpathyPreprocess, gym.make("CartPole-v1")),
+        ValueError,
+        "observation space",
+        "(210, 160, 3)",
+    ),
+    ("difference-env", call(wrappers.DifferenceFrame, None), TypeError, "env", "gymnasium.Env"),
+    ("updown-env", call(wrappers.PongUpDown, 3), TypeError, "env", "gymnasium.Env"),
+    ("updown-space", call(wrappers.PongUpDown, gym.make("Pendulum-v1")), ValueError, "action space", "Discrete"),
+    ("vec-difference-venv", call(wrappers.VecDifferenceFrame, gym.make("CartPole-v1")), TypeError, "venv", "VecEnv"),
     (
         "vec-difference-space",
-        call(VecDifferenceFrame, DummyVecEnv([lambda: gym.make("CartPole-v1")])),
+        call(wrappers.VecDifferenceFrame, DummyVecEnv([lambda: gym.make("CartPole-v1")])),
         ValueError,
         "observation space",
         "{0, 1}",
     ),
-    ("preprocess-frame", call(karpathy_preprocess, np.zeros((80, 80), np.uint8)), ValueError, "frame", "(210, 160, 3)"),
-    ("preprocess-batch-dtype", call(karpathy_preprocess_batch, np.zeros((2, 210, 160, 3))), ValueError, "frames", "uint8"),
+    (
+        "preprocess-frame",
+        call(wrappers.karpathy_preprocess, np.zeros((80, 80), np.uint8)),
+        ValueError,
+        "frame",
+        "(210, 160, 3)",
+    ),
+    (
+        "preprocess-batch-dtype",
+        call(wrappers.karpathy_preprocess_batch, np.zeros((2, 210, 160, 3))),
+        ValueError,
+        "frames",
+        "uint8",
+    ),
 ]
 
 

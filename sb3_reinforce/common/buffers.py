@@ -367,15 +367,7 @@ class TernaryPackedRolloutBuffer(EpisodeRolloutBuffer):
     [-1, 1] and an integer or float dtype. Adding a value outside {-1, 0, 1} raises a ``ValueError``.
     """
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: str = "auto",
-        n_envs: int = 1,
-        max_episode_steps: int = 100_000,
-    ):
+    def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any):
         if (
             not isinstance(observation_space, spaces.Box)
             or observation_space.low.min() < -1
@@ -386,7 +378,7 @@ class TernaryPackedRolloutBuffer(EpisodeRolloutBuffer):
             )
         self.n_values = int(np.prod(observation_space.shape))
         self.n_packed_bytes = 2 * ((self.n_values + 7) // 8)
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs, max_episode_steps)
+        super().__init__(buffer_size, observation_space, action_space, **kwargs)
 
     def _obs_layout(self) -> dict[str | None, tuple[tuple[int, ...], np.dtype]]:
         return {None: ((self.n_packed_bytes,), np.dtype(np.uint8))}

@@ -62,15 +62,7 @@ def number_problem(
     return None
 
 
-def check_number(
-    name: str,
-    value: Any,
-    low: float,
-    high: float,
-    low_open: bool = False,
-    integer: bool = False,
-    optional: bool = False,
-) -> None:
+def check_number(name: str, value: Any, low: float, high: float, **options: bool) -> None:
     """
     Raise a ``TypeError`` (not a number) or ``ValueError`` (out of range, NaN, inf) naming ``name``, the value and
     the allowed interval, its bounds written as declared (see :func:`number_problem` with ``python=True``).
@@ -79,13 +71,11 @@ def check_number(
     :param value: its value
     :param low: lower bound (included unless ``low_open``; ``-math.inf`` for none)
     :param high: upper bound (included; ``math.inf`` for none)
-    :param low_open: exclude ``low`` itself
-    :param integer: require an integer
-    :param optional: also accept None
+    :param options: ``low_open``, ``integer``, ``optional`` of :func:`number_problem`
     """
-    problem = number_problem(value, low, high, low_open, integer, optional, python=True)
+    problem = number_problem(value, low, high, **options, python=True)
     if problem is None:
         return
-    kind = numbers.Integral if integer else numbers.Real
+    kind = numbers.Integral if options.get("integer", False) else numbers.Real
     error = TypeError if isinstance(value, bool) or not isinstance(value, kind) else ValueError
     raise error(f"{name}={value!r} is not allowed: {problem}")

@@ -52,6 +52,9 @@ def run_comparison(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs, changed = [], []
+    # train_and_evaluate's arguments that every run of the comparison shares
+    shared = {"env_id": env_id, "timesteps": timesteps, "out": out, "eval_freq": eval_freq, "eval_episodes": eval_episodes}
+    shared["hyperparams_path"] = hyperparams_path
     for spec in specs:
         for seed in seeds:
             path = run_csv_path(out, spec, seed)
@@ -68,18 +71,7 @@ def run_comparison(
                 print(f"redoing {path} (--rerun-changed): {'; '.join(details)}", file=sys.stderr)
             elif status == "damaged":
                 print(f"redoing {path}: {details[0]}", file=sys.stderr)
-            jobs.append(
-                dict(
-                    env_id=env_id,
-                    spec=spec,
-                    seed=seed,
-                    timesteps=timesteps,
-                    out=out,
-                    eval_freq=eval_freq,
-                    eval_episodes=eval_episodes,
-                    hyperparams_path=hyperparams_path,
-                )
-            )
+            jobs.append({**shared, "spec": spec, "seed": seed})
     if changed and not rerun_changed:
         raise ProtocolMismatchError(
             f"{len(changed)} finished run(s) in {out} were made with another protocol and would be mixed with new ones:\n  "

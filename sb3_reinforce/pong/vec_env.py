@@ -368,14 +368,9 @@ def make_pong_vec_env(
         frameskip = 3 if karpathy_original else 4
     if repeat_action_probability is None:
         repeat_action_probability = 0.25 if karpathy_original else 0.0
-    venv = PongVecEnv(
-        n_envs=n_envs,
-        frameskip=frameskip,
-        repeat_action_probability=repeat_action_probability,
-        max_num_frames_per_episode=max_num_frames_per_episode,
-        num_threads=num_threads,
-        thread_affinity_offset=thread_affinity_offset,
-    )
+    # PongVecEnv's arguments, in its order
+    emulator = (frameskip, repeat_action_probability, max_num_frames_per_episode)
+    venv = PongVecEnv(n_envs, *emulator, num_threads, thread_affinity_offset)
     if seed is not None:
         venv.seed(seed)
     return VecMonitor(venv, monitor_filename, info_keywords=info_keywords)
