@@ -91,7 +91,8 @@ def test_save_load_round_trip_and_continue(tmp_path):
         assert th.equal(a, b)
     steps = loaded.num_timesteps
     loaded.learn(500, reset_num_timesteps=False)
-    assert loaded.num_timesteps >= steps + 500
+    # learn() stops at its budget: 1000 and 500 are multiples of the 4 envs
+    assert (steps, loaded.num_timesteps) == (1000, 1500)
 
 
 def test_vec_env_classes_and_wrappers():
@@ -188,7 +189,7 @@ def test_set_env_load_with_other_n_envs_and_evaluate_policy(tmp_path):
     model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=64, seed=0).learn(256)
     model.set_env(make_vec_env("CartPole-v1", n_envs=2, seed=1))
     model.learn(512, reset_num_timesteps=False)
-    assert model.num_timesteps >= 768
+    assert model.num_timesteps == 768
     model.save(tmp_path / "model")
     model = REINFORCE.load(tmp_path / "model", env=make_vec_env("CartPole-v1", n_envs=4, seed=1))
     model.learn(512, reset_num_timesteps=False)
@@ -224,7 +225,9 @@ def test_n_episodes_takes_exactly_that_many_episodes():
     original = model.rollout_buffer.pop_episodes
     model.rollout_buffer.pop_episodes = lambda n=None: sizes.append(original(n).n_episodes) or original(0)
     model.learn(2000)
-    assert sizes and set(sizes) == {3}
+    # Every batch but the one where learn()'s budget stopped the collection, which has the episodes complete then
+    assert model.num_timesteps == 2000
+    assert len(sizes) > 1 and set(sizes[:-1]) == {3} and 0 <= sizes[-1] <= 3
 
 
 def test_never_ending_episode_raises_instead_of_eating_memory():

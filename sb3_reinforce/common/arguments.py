@@ -122,6 +122,9 @@ def _net_arch_problem(value: Any) -> tuple[type[Exception], str] | None:
             if problem is not None:
                 return problem
         return None
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        # SB3 < 1.8 form: ActorCriticPolicy warns and uses the dict, so does REINFORCEPolicy
+        return _net_arch_problem(value[0])
     if isinstance(value, (list, tuple)) and any(isinstance(item, dict) for item in value):
         return TypeError, f"net_arch={value!r}: pass dict(pi=[...], vf=[...]) directly, not inside a list (SB3 < 1.8 form)"
     return layers_problem(value, "net_arch")

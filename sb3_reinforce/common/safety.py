@@ -13,6 +13,7 @@ from typing import IO, Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.preprocessing import check_for_nested_spaces
 
 try:
     import fcntl
@@ -30,13 +31,22 @@ def _names(classes: tuple[type, ...]) -> str:
 
 def check_spaces(observation_space: Any, action_space: Any) -> None:
     """
-    Raise a clear error for spaces REINFORCE does not support (Sequence, Graph, Text, Tuple, nested Dict, ...).
+    Raise a clear error for spaces REINFORCE does not support (Sequence, Graph, Text, Tuple, nested Dict, ...):
+    ``NotImplementedError`` for a nested Dict (as SB3's algorithms, with SB3's message), ``ValueError`` otherwise.
 
     :param observation_space: the env's observation space
     :param action_space: the env's action space
     """
     allowed_obs = f"{_names(SIMPLE_OBSERVATION_SPACES)} or a Dict of those"
     if isinstance(observation_space, spaces.Dict):
+        try:
+            # SB3's own check (what its algorithms raise): NotImplementedError for a Dict/Tuple inside the Dict
+            check_for_nested_spaces(observation_space)
+        except NotImplementedError as error:
+            nested = next(key for key, sub in observation_space.spaces.items() if isinstance(sub, (spaces.Dict, spaces.Tuple)))
+            raise NotImplementedError(
+                f"{error} env observation_space[{nested!r}]={observation_space.spaces[nested]!r}"
+            ) from error
         for key, sub_space in observation_space.spaces.items():
             if not isinstance(sub_space, SIMPLE_OBSERVATION_SPACES):
                 raise ValueError(
@@ -287,3 +297,130 @@ def check_model_file(path: str | os.PathLike) -> pathlib.Path:
             f"model.save()): it has no {sorted(missing)}"
         )
     return candidate
+
+
+class UsageError(ValueError):
+    """A user's mistake on a command line (unknown env id, missing file, ...): the CLIs print it as one ``error:`` line."""
+
+
+def check_env_id(env_id: str) -> None:
+    """
+    Raise :class:`UsageError` when ``env_id`` is not in gymnasium's registry, with the closest registered ids.
+
+    :param env_id: e.g. ``"CartPole-v1"``
+    """
+    import difflib
+
+    import gymnasium as gym
+
+    if env_id not in gym.envs.registry:
+        # The ids users pass to rl_zoo3: Atari games (ale-py) and rl_zoo3's own envs register on import
+        import ale_py
+        import rl_zoo3.import_envs  # noqa: F401
+
+        gym.register_envs(ale_py)
+    if env_id in gym.envs.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else " (a module registering it may need importing)"
+    raise UsageError(f"--env {env_id!r} is not a registered gymnasium env id{hint}")
+
+
+def check_input_file(path: str | os.PathLike, option: str) -> None:
+    """
+    Raise :class:`UsageError` when the file a command-line option names does not exist (or is a folder).
+
+    :param path: the file
+    :param option: the option, for the message (e.g. ``"--conf-file"``)
+    """
+    if not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "no such file"
+        raise UsageError(f"{option} {str(path)!r}: {what}")
+
+
+# Policy-class modules of other algorithms' model files (the module is in the file's data JSON: nothing is unpickled)
+_POLICY_MODULE_ALGOS = {
+    "stable_baselines3.dqn.policies": "stable_baselines3.DQN",
+    "stable_baselines3.sac.policies": "stable_baselines3.SAC",
+    "stable_baselines3.td3.policies": "stable_baselines3.TD3",
+    "sb3_contrib.qrdqn.policies": "sb3_contrib.QRDQN",
+    "sb3_contrib.tqc.policies": "sb3_contrib.TQC",
+    "sb3_contrib.ars.policies": "sb3_contrib.ARS",
+    "sb3_contrib.crossq.policies": "sb3_contrib.CrossQ",
+    "sb3_contrib.common.recurrent.policies": "sb3_contrib.RecurrentPPO",
+    "sb3_contrib.common.maskable.policies": "sb3_contrib.MaskablePPO",
+}
+# Keys only REINFORCE saves
+_REINFORCE_KEYS = ("n_episodes", "return_mode")
+
+
+def _pickled_class_name(serialized: Any) -> str | None:
+    """The class name a cloudpickled class refers to, read from the pickle's opcodes (nothing is unpickled)."""
+    import base64
+    import pickletools
+
+    try:
+        strings: list[str] = []
+        for opcode, arg, _ in pickletools.genops(base64.b64decode(serialized)):
+            if opcode.name in ("GLOBAL", "INST"):
+                return str(arg).split(" ")[-1]
+            if opcode.name == "STACK_GLOBAL" and strings:
+                return strings[-1]
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # a corrupt entry: the name is only for the message
+        return None
+    return None
+
+
+def saved_algorithm(json_string: str) -> tuple[str, str] | None:
+    """
+    Which algorithm wrote a model file, from its ``data`` JSON (nothing is unpickled): ``(algorithm, policy)``,
+    e.g. ``("stable_baselines3.PPO", "ActorCriticPolicy from stable_baselines3.common.policies")``; ``None`` when
+    not known (a file of an algorithm not listed, a corrupt ``data``).
+
+    :param json_string: the ``data`` file of the model archive
+    :return: the algorithm's class path and the policy class, or None
+    """
+    import json
+
+    try:
+        data = json.loads(json_string)
+        policy = data.get("policy_class") if isinstance(data, dict) else None
+        module = policy.get("__module__") if isinstance(policy, dict) else None
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(module, str):
+        return None
+    name = _pickled_class_name(policy.get(":serialized:")) or "?"
+    description = f"{name} from {module}"
+    if module.startswith("sb3_reinforce.") or any(key in data for key in _REINFORCE_KEYS):
+        return "sb3_reinforce.REINFORCE", description
+    if module == "stable_baselines3.td3.policies" and data.get("policy_delay") == 1 and data.get("target_noise_clip") == 0.0:
+        return "stable_baselines3.DDPG", description
+    if module in _POLICY_MODULE_ALGOS:
+        return _POLICY_MODULE_ALGOS[module], description
+    if module == "stable_baselines3.common.policies":
+        # PPO, A2C and sb3_contrib's TRPO share SB3's ActorCriticPolicy: tell them by their own hyperparameters
+        if "cg_max_steps" in data:
+            return "sb3_contrib.TRPO", description
+        return ("stable_baselines3.PPO" if "clip_range" in data else "stable_baselines3.A2C"), description
+    return None
+
+
+def other_algorithm_message(json_string: str, expected: str) -> str | None:
+    """
+    The message for a model file of another algorithm than ``expected``, or None (same algorithm, or not known).
+
+    :param json_string: the ``data`` file of the model archive
+    :param expected: the algorithm's class path, e.g. ``"sb3_reinforce.REINFORCE"``
+    :return: e.g. ``"this file holds a PPO model (policy_class ActorCriticPolicy from ...), load it with
+        stable_baselines3.PPO.load"``
+    """
+    found = saved_algorithm(json_string)
+    if found is None or found[0] == expected:
+        return None
+    algorithm, policy = found
+    name = algorithm.rsplit(".", 1)[-1]
+    article = "an" if name[0] in "AEIOU" else "a"
+    return f"this file holds {article} {name} model (policy_class {policy}), load it with {algorithm}.load"

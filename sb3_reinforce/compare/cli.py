@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sb3_reinforce.common.estimators import variant_grammar
+from sb3_reinforce.common.safety import UsageError, check_env_id, check_input_file
 from sb3_reinforce.compare.report import write_report
 from sb3_reinforce.compare.runs import ProtocolMismatchError, run_comparison
 from sb3_reinforce.compare.specs import AlgoSpec, AlgoSpecError, parse_algo_spec
@@ -69,6 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return variance_main(argv[1:])
     args = build_parser().parse_args(argv)
+    try:
+        # User mistakes: one line and status 2 before anything runs
+        check_env_id(args.env)
+        if args.conf_file is not None:
+            check_input_file(args.conf_file, "--conf-file")
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     specs = [spec if isinstance(spec, AlgoSpec) else parse_algo_spec(spec) for spec in args.algos]
     labels = [spec.label for spec in specs]
     if len(set(labels)) != len(labels):

@@ -1,5 +1,6 @@
 """Policies for REINFORCE: SB3's actor-critic policies whose critic exists only for a value baseline."""
 
+import warnings
 from typing import Any, ClassVar
 
 import torch as th
@@ -44,6 +45,16 @@ class REINFORCEPolicy(ActorCriticPolicy):
         **kwargs: Any,
     ):
         self.value_baseline = value_baseline
+        if isinstance(net_arch, list) and len(net_arch) > 0 and isinstance(net_arch[0], dict):
+            # As SB3's ActorCriticPolicy (same warning), here for the actor-only policy too
+            warnings.warn(
+                (
+                    "As shared layers in the mlp_extractor are removed since SB3 v1.8.0, "
+                    "you should now pass directly a dictionary and not a list "
+                    "(net_arch=dict(pi=..., vf=...) instead of net_arch=[dict(pi=..., vf=...)])"
+                ),
+            )
+            net_arch = net_arch[0]
         if not value_baseline:
             kwargs["share_features_extractor"] = True
             if net_arch is None:

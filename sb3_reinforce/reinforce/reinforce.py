@@ -29,6 +29,7 @@ from sb3_reinforce.common.safety import (
     check_model_file,
     check_spaces,
     model_path,
+    other_algorithm_message,
 )
 from sb3_reinforce.common.serialization import UntrustedPickleError, decode_model_data, read_model_data
 from sb3_reinforce.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, REINFORCEPolicy
@@ -46,6 +47,10 @@ class _ModelSetting:
 #: Default of the overrides of :meth:`REINFORCE.compute_policy_gradient`: the model's own setting (a sentinel,
 #: as ``baseline=None`` is a setting of its own).
 MODEL_SETTING: Any = _ModelSetting()
+
+# Timesteps per env between two logger tables with learn()'s default log_interval: PPO's default rollout
+# (n_steps=2048, log_interval=1), whatever the batch size of REINFORCE.
+_DEFAULT_LOG_STEPS = 2048
 
 # Observation bytes per training chunk: bounds the memory of one forward/backward pass (Pong batches can
 # hold 100k+ steps of 6400 inputs).
@@ -311,11 +316,15 @@ class REINFORCE(OnPolicyAlgorithm):
         callback: BaseCallback,
         rollout_buffer: EpisodeRolloutBuffer,  # type: ignore[override]
         n_rollout_steps: int,
+        *,
+        total_timesteps: int | None = None,
     ) -> bool:
         """
         Step every env with the current policy and store the steps, until ``n_episodes`` episodes are complete
-        (or ``n_rollout_steps`` steps per env were taken when ``n_episodes`` is None). Callback order and logging
-        are those of ``OnPolicyAlgorithm.collect_rollouts``.
+        (or ``n_rollout_steps`` steps per env were taken when ``n_episodes`` is None), or, sooner, until
+        ``num_timesteps`` reaches ``total_timesteps``: the budget of :meth:`learn`, which a rollout never runs
+        past by more than the ``n_envs - 1`` extra steps of the last vector step. Callback order and logging are
+        those of ``OnPolicyAlgorithm.collect_rollouts``.
 
         If anything raises during the collection (a NaN/inf reward or observation, an episode longer than
         ``max_episode_steps``, the env or a callback failing, an interrupt), the envs may have moved past the last
@@ -327,10 +336,11 @@ class REINFORCE(OnPolicyAlgorithm):
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
         :param rollout_buffer: Buffer to fill with rollouts
         :param n_rollout_steps: Number of experiences to collect per environment (ignored with ``n_episodes``)
+        :param total_timesteps: stop once ``num_timesteps`` is at least this (None: no budget)
         :return: True if the rollout finished, False if a callback stopped the training
         """
         try:
-            return self._collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
+            return self._collect_rollouts(env, callback, rollout_buffer, n_rollout_steps, total_timesteps)
         except BaseException:
             # SB3's _setup_learn resets the envs when there is no last observation; ours then drops the
             # incomplete episodes
@@ -338,7 +348,12 @@ class REINFORCE(OnPolicyAlgorithm):
             raise
 
     def _collect_rollouts(
-        self, env: VecEnv, callback: BaseCallback, rollout_buffer: EpisodeRolloutBuffer, n_rollout_steps: int
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: EpisodeRolloutBuffer,
+        n_rollout_steps: int,
+        total_timesteps: int | None,
     ) -> bool:
         assert self._last_obs is not None, "No previous observation was provided"
         self.policy.set_training_mode(False)
@@ -353,6 +368,9 @@ class REINFORCE(OnPolicyAlgorithm):
             return f"at step {self.num_timesteps // env.num_envs} (num_timesteps={self.num_timesteps})"
 
         while True:
+            if total_timesteps is not None and self.num_timesteps >= total_timesteps:
+                # learn()'s budget: the update uses the episodes complete so far, the running ones wait in the buffer
+                break
             if self.n_episodes is not None:
                 if rollout_buffer.n_complete_episodes >= self.n_episodes:
                     break
@@ -637,10 +655,10 @@ class REINFORCE(OnPolicyAlgorithm):
     def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
         """
         SB3's progress remaining, ``1 - num_timesteps / total_timesteps``, clamped to [0, 1]. The last rollout
-        overshoots ``total_timesteps`` (always with ``n_episodes``, and when it is not a multiple of
-        ``n_steps * n_envs``): unclamped, the progress is negative there and a linear schedule such as the zoo's
-        ``lin_<value>`` gives a negative learning rate, a step of gradient ascent. Clamped, that update gets the
-        schedule's final value (0 for a linear decay).
+        may end past ``total_timesteps`` (by up to ``n_envs - 1`` steps, the rest of its last vector step; a
+        ``collect_rollouts`` call without a budget, by more): unclamped, the progress is negative there and a
+        linear schedule such as the zoo's ``lin_<value>`` gives a negative learning rate, a step of gradient ascent.
+        Clamped, that update gets the schedule's final value (0 for a linear decay).
 
         :param num_timesteps: current number of timesteps
         :param total_timesteps: the number of timesteps to reach
@@ -663,7 +681,9 @@ class REINFORCE(OnPolicyAlgorithm):
 
     def train(self) -> None:
         """
-        Take the complete episodes out of the buffer and do one policy-gradient step on them.
+        Take the complete episodes out of the buffer (with ``n_episodes``, the first ``n_episodes`` to end, or all of
+        them when the budget of :meth:`learn` stopped the collection short) and do one policy-gradient step on them.
+        With no complete episode (the budget came first), there is no step.
 
         What a failed update leaves:
 
@@ -787,14 +807,17 @@ class REINFORCE(OnPolicyAlgorithm):
             env = maybe_make_env(env, 0)
         source = path
         try:
-            if not trusted:
-                # Read the file once: SB3 loads exactly the bytes that were checked (no swap between two reads).
+            # Read the file once: SB3 loads exactly the bytes that were checked (no swap between two reads).
+            archive = path.read_bytes() if isinstance(path, pathlib.Path) else path.read()
+            source = io.BytesIO(archive)
+            json_string = read_model_data(archive)
+            # Another algorithm's file (PPO, DQN, ...): say which, read from the JSON (before anything is decoded)
+            other = None if json_string is None else other_algorithm_message(json_string, "sb3_reinforce.REINFORCE")
+            if other is not None:
+                raise ValueError(other)
+            if not trusted and json_string is not None:
                 # The checked entries go to SB3 as custom_objects, which its json_to_data uses without unpickling.
-                archive = path.read_bytes() if isinstance(path, pathlib.Path) else path.read()
-                json_string = read_model_data(archive)
-                if json_string is not None:
-                    custom_objects = {**decode_model_data(json_string, custom_objects), **(custom_objects or {})}
-                source = io.BytesIO(archive)
+                custom_objects = {**decode_model_data(json_string, custom_objects), **(custom_objects or {})}
             return super().load(  # type: ignore[return-value]
                 source,
                 env=env,
@@ -824,16 +847,68 @@ class REINFORCE(OnPolicyAlgorithm):
         self: SelfREINFORCE,
         total_timesteps: int,
         callback: MaybeCallback = None,
-        log_interval: int = 1,
+        log_interval: int | None = -1,
         tb_log_name: str = "REINFORCE",
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfREINFORCE:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
+        """
+        Train for ``total_timesteps`` env steps (counted over all envs), as ``OnPolicyAlgorithm.learn``, with
+        ``total_timesteps`` a budget: collection stops as soon as ``num_timesteps`` reaches it, in the middle of a
+        batch if need be, so that a call ends with ``num_timesteps`` in ``[start + total_timesteps, start +
+        total_timesteps + n_envs)`` (the last vector step steps every env). The last update then uses the episodes
+        complete so far (fewer than ``n_episodes``, or the steps of fewer than ``n_steps`` rows; no update if none
+        ended). The steps of the episodes still running stay in the buffer: ``learn(..., reset_num_timesteps=False)``
+        continues those episodes (the envs are not reset) and trains on them whole once they end, while
+        ``reset_num_timesteps=True`` resets the envs and drops them.
+
+        :param total_timesteps: The number of env steps to train for (from the current ``num_timesteps`` when
+            ``reset_num_timesteps`` is False)
+        :param callback: callback(s) called at every step with state of the algorithm
+        :param log_interval: when to write the logger's table (stdout with ``verbose=1``, tensorboard, csv):
+            ``-1`` (default, also what rl_zoo3's ``--log-interval -1`` leaves) at the first iteration after every
+            further ``2048 * n_envs`` timesteps (PPO's default rollout with ``log_interval=1``), whatever the number
+            of updates this takes, and at the iteration that reaches ``total_timesteps``; a number ``N >= 1``:
+            every ``N`` iterations (collection + update), as SB3 does; None: never
+        :param tb_log_name: the name of the run for TensorBoard logging
+        :param reset_num_timesteps: whether or not to reset the current timestep number (used in logging)
+        :param progress_bar: Display a progress bar using tqdm and rich (it reaches ``total_timesteps``, plus at
+            most ``n_envs - 1``)
+        :return: the trained model
+        """
+        if log_interval is not None and (
+            isinstance(log_interval, (bool, np.bool_))
+            or not isinstance(log_interval, numbers.Integral)
+            or (log_interval < 1 and log_interval != -1)
+        ):
+            raise ValueError(
+                f"log_interval must be an integer >= 1 (a table every log_interval iterations), -1 (the default: "
+                f"every {_DEFAULT_LOG_STEPS} * n_envs timesteps) or None (no table), got {log_interval!r}"
+            )
+        iteration = 0
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
+        callback.on_training_start(locals(), globals())
+        assert self.env is not None
+        log_steps = _DEFAULT_LOG_STEPS * self.n_envs
+        # SB3's loop, with the budget passed to the collection
+        while self.num_timesteps < total_timesteps:
+            steps_before = self.num_timesteps
+            continue_training = self.collect_rollouts(
+                self.env, callback, self.rollout_buffer, n_rollout_steps=self.n_steps, total_timesteps=total_timesteps
+            )
+            if not continue_training:
+                break
+            iteration += 1
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            if log_interval == -1:
+                dump = self.num_timesteps // log_steps > steps_before // log_steps or self.num_timesteps >= total_timesteps
+            else:
+                dump = log_interval is not None and iteration % log_interval == 0
+            if dump:
+                assert self.ep_info_buffer is not None
+                self.dump_logs(iteration)
+            self.train()
+        callback.on_training_end()
+        return self

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -332,16 +333,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(error))
     if args.model and args.train_steps:
         parser.error("--train-steps trains the fresh policy: it cannot be used with --model")
-    if args.model:
-        model = REINFORCE.load(args.model, device="cpu")
-    else:
-        from sb3_reinforce.hyperparams import load_hyperparams
-        from sb3_reinforce.hyperparams.building import make_model_from_entry
+    from sb3_reinforce.common.safety import UsageError, check_env_id, check_input_file
 
-        entry = load_hyperparams("reinforce", args.env)
-        model, _, _ = make_model_from_entry("reinforce", args.env, entry, seed=args.seed, evaluation_env=False, device="cpu")
-        if args.train_steps:
-            model.learn(args.train_steps)
+    try:
+        check_env_id(args.env)
+        if args.model:
+            check_input_file(args.model, "--model")
+            # The snapshot must act in the env: its spaces are checked against the env's (a ValueError naming both)
+            model = REINFORCE.load(args.model, env=args.env, device="cpu")
+        else:
+            from sb3_reinforce.hyperparams import load_hyperparams
+            from sb3_reinforce.hyperparams.building import make_model_from_entry
+
+            entry = load_hyperparams("reinforce", args.env)  # an env without entry: HyperparamsError, a ValueError
+            model, _, _ = make_model_from_entry(
+                "reinforce", args.env, entry, seed=args.seed, evaluation_env=False, device="cpu"
+            )
+    except (UsageError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not args.model and args.train_steps:
+        model.learn(args.train_steps)
     env = args.env if args.model else _entry_env(model, args.env, args.seed)
     try:
         results = gradient_variance(model, env, args.variants, args.n_batches, args.n_episodes, args.seed)

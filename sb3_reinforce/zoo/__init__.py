@@ -34,7 +34,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_reinforce.common.safety import UsageError, check_env_id, check_input_file, other_algorithm_message
 from sb3_reinforce.hyperparams import (
     MAX_YAML_BYTES,
     HyperparamsError,
@@ -369,7 +370,15 @@ class ReinforceExperimentManager(ExperimentManager):
 
         print(f"Loading hyperparameters from: {self.config}")
         content = load_hyperparams_file(self.config)
-        entry_name, hyperparams = select_env_entry(content, self.env_name.gym_id, is_atari=self._is_atari)
+        try:
+            entry_name, hyperparams = select_env_entry(content, self.env_name.gym_id, is_atari=self._is_atari)
+        except HyperparamsError as error:
+            raise HyperparamsError(
+                f"{error}. To write one: copy an entry of zoo_hyperparams/reinforce.yml (or the packaged file) under "
+                f"{self.env_name.gym_id!r} in your own file, check it with `python -m sb3_reinforce.zoo validate FILE` "
+                "and train with --conf-file FILE",
+                error.problems,
+            ) from error
         if entry_name == "default":
             print("Using 'default' hyperparameters")
         where = f"{self.config} [{entry_name}]"
@@ -732,6 +741,66 @@ def _trust_code_flag(command: Any) -> Any:
     return run
 
 
+def _check_zoo_arguments(argv: Sequence[str]) -> None:
+    """
+    Raise :class:`~sb3_reinforce.common.safety.UsageError` for the careless mistakes rl_zoo3 answers with a traceback:
+    an env id not registered (with the closest ids), a missing ``-i``/``--trained-agent`` or ``--conf-file``.
+
+    :param argv: the command's arguments (rl_zoo3's names for these options)
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--env", default=None)
+    parser.add_argument("-i", "--trained-agent", default="")
+    parser.add_argument("-conf", "--conf-file", default=None)
+    args, _ = parser.parse_known_args(argv)
+    if args.env is not None:
+        check_env_id(args.env)
+    if args.trained_agent:
+        check_input_file(args.trained_agent, "-i/--trained-agent")
+    if args.conf_file is not None and args.conf_file.endswith((".yml", ".yaml")):  # else a Python module, for rl_zoo3
+        check_input_file(args.conf_file, "--conf-file")
+
+
+def _checked_get_model_path(get_model_path: Callable[..., tuple[str, str, str]]) -> Callable[..., tuple[str, str, str]]:
+    """
+    rl_zoo3's ``get_model_path`` for ``enjoy``: a missing run folder or model is a :class:`UsageError`, and a model
+    of another algorithm than ``--algo`` says which one it is (e.g. ``--algo ppo`` on a REINFORCE run folder).
+    """
+
+    @functools.wraps(get_model_path)
+    def checked(exp_id: int, folder: str, algo: str, *args: Any, **kwargs: Any) -> tuple[str, str, str]:
+        from sb3_reinforce.common.serialization import read_model_data
+
+        try:
+            result = get_model_path(exp_id, folder, algo, *args, **kwargs)
+        except (AssertionError, ValueError) as error:  # rl_zoo3's messages: "The ... folder was not found", ...
+            raise UsageError(str(error)) from error
+        model_file = result[1]
+        with contextlib.suppress(OSError, ValueError):
+            expected = rl_zoo3_algo_path(algo)
+            json_string = read_model_data(Path(model_file).read_bytes())
+            other = None if json_string is None or expected is None else other_algorithm_message(json_string, expected)
+            if other is not None:
+                raise UsageError(f"{model_file}: {other} (enjoy --algo {algo} cannot run it)")
+        return result
+
+    return checked
+
+
+def rl_zoo3_algo_path(algo: str) -> str | None:
+    """
+    The class path (``"stable_baselines3.PPO"``) of an rl_zoo3 algorithm name, or None if not known.
+
+    :param algo: rl_zoo3's name, e.g. ``"ppo"``
+    """
+    import rl_zoo3
+
+    cls = rl_zoo3.ALGOS.get(algo)
+    if cls is None:
+        return None
+    return f"{cls.__module__.split('.')[0]}.{cls.__name__}"
+
+
 def _with_default_algo(argv: Sequence[str]) -> list[str]:
     argv = list(argv)
     if not any(arg == "--algo" or arg.startswith("--algo=") for arg in argv) and not any(a in ("-h", "--help") for a in argv):
@@ -757,6 +826,7 @@ def train(argv: Sequence[str] | None = None) -> None:
     _import_env_modules()
     argv = _with_default_algo(sys.argv[2:] if argv is None else argv)
     with zoo_patches(), _argv("sb3-reinforce-zoo train", argv):
+        _check_zoo_arguments(argv)
         rl_zoo3.train.train()
 
 
@@ -772,8 +842,14 @@ def enjoy(argv: Sequence[str] | None = None) -> None:
 
     _import_env_modules()
     argv = _with_default_algo(sys.argv[2:] if argv is None else argv)
+    get_model_path = rl_zoo3.enjoy.get_model_path
     with zoo_patches(), _argv("sb3-reinforce-zoo enjoy", argv):
-        rl_zoo3.enjoy.enjoy()
+        _check_zoo_arguments(argv)
+        rl_zoo3.enjoy.get_model_path = _checked_get_model_path(get_model_path)
+        try:
+            rl_zoo3.enjoy.enjoy()
+        finally:
+            rl_zoo3.enjoy.get_model_path = get_model_path
 
 
 @_trust_code_flag
@@ -868,6 +944,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     :param argv: command line without the program name (default: ``sys.argv[1:]``)
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in _COMMANDS:
+        print(f"error: unknown command {argv[0]!r}: choose from {', '.join(_COMMANDS)} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in _COMMANDS:
         print(
             "usage: sb3-reinforce-zoo {train,enjoy,export-best,validate} [options]\n\n"
@@ -888,7 +967,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         _COMMANDS[argv[0]](argv[1:])
-    except (HyperparamsError, UntrustedPickleError) as error:
+    except (HyperparamsError, UntrustedPickleError, UsageError) as error:
         # A user's file that cannot be used as it is: one clear message, not a traceback
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
