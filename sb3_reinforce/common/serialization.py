@@ -19,6 +19,7 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,89 @@ def read_model_data(archive_bytes: bytes) -> str | None:
             return archive.read("data").decode()
     except zipfile.BadZipFile as error:
         raise ValueError(f"not a zip archive written by model.save() ({error})") from error
+
+
+# Policy-class modules of other algorithms' model files (the module is in the file's data JSON: nothing is unpickled)
+_POLICY_MODULE_ALGOS = {
+    "stable_baselines3.dqn.policies": "stable_baselines3.DQN",
+    "stable_baselines3.sac.policies": "stable_baselines3.SAC",
+    "stable_baselines3.td3.policies": "stable_baselines3.TD3",
+    "sb3_contrib.qrdqn.policies": "sb3_contrib.QRDQN",
+    "sb3_contrib.tqc.policies": "sb3_contrib.TQC",
+    "sb3_contrib.ars.policies": "sb3_contrib.ARS",
+    "sb3_contrib.crossq.policies": "sb3_contrib.CrossQ",
+    "sb3_contrib.common.recurrent.policies": "sb3_contrib.RecurrentPPO",
+    "sb3_contrib.common.maskable.policies": "sb3_contrib.MaskablePPO",
+}
+# Keys only REINFORCE saves
+_REINFORCE_KEYS = ("n_episodes", "return_mode")
+
+
+def _pickled_class_name(serialized: Any) -> str | None:
+    """The class name a cloudpickled class refers to, read from the pickle's opcodes (nothing is unpickled)."""
+    try:
+        strings: list[str] = []
+        for opcode, arg, _ in pickletools.genops(base64.b64decode(serialized)):
+            if opcode.name in ("GLOBAL", "INST"):
+                return str(arg).split(" ")[-1]
+            if opcode.name == "STACK_GLOBAL" and strings:
+                return strings[-1]
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # a corrupt entry: the name is only for the message
+        return None
+    return None
+
+
+def saved_algorithm(json_string: str) -> tuple[str, str] | None:
+    """
+    Which algorithm wrote a model file, from its ``data`` JSON (nothing is unpickled): ``(algorithm, policy)``,
+    e.g. ``("stable_baselines3.PPO", "ActorCriticPolicy from stable_baselines3.common.policies")``; ``None`` when
+    not known (a file of an algorithm not listed, a corrupt ``data``).
+
+    :param json_string: the ``data`` file of the model archive
+    :return: the algorithm's class path and the policy class, or None
+    """
+    try:
+        data = json.loads(json_string)
+        policy = data.get("policy_class") if isinstance(data, dict) else None
+        module = policy.get("__module__") if isinstance(policy, dict) else None
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(module, str):
+        return None
+    name = _pickled_class_name(policy.get(":serialized:")) or "?"
+    description = f"{name} from {module}"
+    if module.startswith("sb3_reinforce.") or any(key in data for key in _REINFORCE_KEYS):
+        return "sb3_reinforce.REINFORCE", description
+    if module == "stable_baselines3.td3.policies" and data.get("policy_delay") == 1 and data.get("target_noise_clip") == 0.0:
+        return "stable_baselines3.DDPG", description
+    if module in _POLICY_MODULE_ALGOS:
+        return _POLICY_MODULE_ALGOS[module], description
+    if module == "stable_baselines3.common.policies":
+        # PPO, A2C and sb3_contrib's TRPO share SB3's ActorCriticPolicy: tell them by their own hyperparameters
+        if "cg_max_steps" in data:
+            return "sb3_contrib.TRPO", description
+        return ("stable_baselines3.PPO" if "clip_range" in data else "stable_baselines3.A2C"), description
+    return None
+
+
+def other_algorithm_message(json_string: str, expected: str) -> str | None:
+    """
+    The message for a model file of another algorithm than ``expected``, or None (same algorithm, or not known).
+
+    :param json_string: the ``data`` file of the model archive
+    :param expected: the algorithm's class path, e.g. ``"sb3_reinforce.REINFORCE"``
+    :return: e.g. ``"this file holds a PPO model (policy_class ActorCriticPolicy from ...), load it with
+        stable_baselines3.PPO.load"``
+    """
+    found = saved_algorithm(json_string)
+    if found is None or found[0] == expected:
+        return None
+    algorithm, policy = found
+    name = algorithm.rsplit(".", 1)[-1]
+    article = "an" if name[0] in "AEIOU" else "a"
+    return f"this file holds {article} {name} model (policy_class {policy}), load it with {algorithm}.load"
 
 
 # ---------------------------------------------------------------------------------------------------------------------

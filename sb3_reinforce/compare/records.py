@@ -98,10 +98,9 @@ def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = No
 
 def hyperparams_sha256(entry: dict[str, Any]) -> str:
     """A stable hash of an entry: sha256 of its canonical JSON (sorted keys, no spaces)."""
-    from sb3_reinforce.hyperparams import to_yaml_data
+    from sb3_reinforce.hyperparams import canonical_sha256, to_yaml_data
 
-    text = json.dumps(to_yaml_data(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return canonical_sha256(to_yaml_data(entry))
 
 
 def run_protocol(

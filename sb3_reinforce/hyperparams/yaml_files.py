@@ -5,6 +5,8 @@ Nothing in a document is executed: Python tags are refused, except the ``Ordered
 ``config.yml``. :func:`to_yaml_data` turns values into what ``yaml.safe_dump`` writes and :func:`load_yaml` reads.
 """
 
+import hashlib
+import json
 import numbers
 import os
 import stat
@@ -206,6 +208,11 @@ def load_yaml(path: str | os.PathLike[str]) -> Any:
     if len(data) > MAX_YAML_BYTES:
         raise HyperparamsError(too_large)
     return parse_yaml(data, where=str(path))
+
+
+def canonical_sha256(data: Any) -> str:
+    """sha256 of the canonical JSON of plain ``data`` (sorted keys, no spaces): a hash that two runs agree on."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def to_yaml_data(value: Any) -> Any:

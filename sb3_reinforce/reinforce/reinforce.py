@@ -29,9 +29,13 @@ from sb3_reinforce.common.safety import (
     check_model_file,
     check_spaces,
     model_path,
-    other_algorithm_message,
 )
-from sb3_reinforce.common.serialization import UntrustedPickleError, decode_model_data, read_model_data
+from sb3_reinforce.common.serialization import (
+    UntrustedPickleError,
+    decode_model_data,
+    other_algorithm_message,
+    read_model_data,
+)
 from sb3_reinforce.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, REINFORCEPolicy
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
@@ -283,14 +287,17 @@ class REINFORCE(OnPolicyAlgorithm):
         obs_bytes = sum(int(np.prod(shape)) for shape in self._obs_shapes()) * 4
         self._train_chunk_steps = max(256, _CHUNK_BYTES // max(obs_bytes, 1))
 
-    def _make_rollout_buffer(self, initial_rows: int) -> EpisodeRolloutBuffer:
-        """A new, empty rollout buffer for the current envs, ``initial_rows`` rows per env (it grows as needed)."""
+    def _make_rollout_buffer(self, initial_rows: int, n_envs: int | None = None) -> EpisodeRolloutBuffer:
+        """
+        A new, empty rollout buffer, ``initial_rows`` rows per env (it grows as needed), for ``n_envs`` envs (None:
+        the model's).
+        """
         return self.rollout_buffer_class(  # type: ignore[misc,return-value]
             initial_rows,
             self.observation_space,
             self.action_space,
             device=self.device,
-            n_envs=self.n_envs,
+            n_envs=self.n_envs if n_envs is None else n_envs,
             **self.rollout_buffer_kwargs,
         )
 
@@ -626,14 +633,7 @@ class REINFORCE(OnPolicyAlgorithm):
 
         from stable_baselines3.common.callbacks import ConvertCallback
 
-        buffer = self.rollout_buffer_class(  # type: ignore[misc]
-            self.n_steps,
-            self.observation_space,
-            self.action_space,
-            device=self.device,
-            n_envs=env.num_envs,
-            **self.rollout_buffer_kwargs,
-        )
+        buffer = self._make_rollout_buffer(self.n_steps, n_envs=env.num_envs)
         callback = ConvertCallback(None)
         callback.init_callback(self)
         # What collect_rollouts changes on the model: set for the collection, then given back

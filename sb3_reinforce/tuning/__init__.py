@@ -3,7 +3,6 @@ Optuna search space for REINFORCE, in the format of rl_zoo3's ``HYPERPARAMS_SAMP
 and export of a study's best trial as a validated hyperparameter-file entry.
 """
 
-import hashlib
 import json
 import math
 from collections import Counter
@@ -17,6 +16,7 @@ from torch import nn
 from sb3_reinforce.common.estimators import BASELINES, RETURN_MODES
 from sb3_reinforce.hyperparams import (
     HyperparamsError,
+    canonical_sha256,
     format_python_literal,
     load_hyperparams,
     parse_python_literal,
@@ -171,11 +171,6 @@ def describe_search_space(space: Mapping[str, BaseDistribution], fixed: Mapping[
     """
     sampled = {name: json.loads(distribution_to_json(distribution)) for name, distribution in space.items()}
     return {"sampled": sampled, "fixed": to_yaml_data(dict(fixed or {}))}
-
-
-def canonical_sha256(data: Any) -> str:
-    """sha256 of the canonical JSON of ``data`` (sorted keys, no spaces)."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:

@@ -42,7 +42,8 @@ import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_reinforce.common.safety import UsageError, check_env_id, check_input_file, other_algorithm_message
+from sb3_reinforce.common.safety import UsageError, atomic_write, check_env_id, check_input_file
+from sb3_reinforce.common.serialization import other_algorithm_message
 from sb3_reinforce.hyperparams import (
     MAX_YAML_BYTES,
     HyperparamsError,
@@ -899,7 +900,9 @@ def export_best(argv: Sequence[str] | None = None) -> dict[str, Any]:
         content[env_id] = entry
         # The whole file is checked as `validate` would (the study's recorded base entry and the file's other entries)
         validate_hyperparams_content(content, where=args.output)
-        Path(args.output).write_text(header + yaml.safe_dump(content, sort_keys=False))
+        # Atomically: the file's other entries are never lost to a crash half-way
+        with atomic_write(args.output) as file:
+            file.write((header + yaml.safe_dump(content, sort_keys=False)).encode())
         print(f"Wrote {env_id} (trial {trial.number}, value {trial.value}) to {args.output}", file=sys.stderr)
     return {env_id: entry}
 
