@@ -17,7 +17,6 @@ of other keys are left to the policy.
 """
 
 import abc
-import difflib
 import inspect
 import math
 import numbers
@@ -30,7 +29,7 @@ import torch as th
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_reinforce.common.buffers import EpisodeRolloutBuffer
-from sb3_reinforce.common.checks import check_number, number_problem
+from sb3_reinforce.common.checks import check_number, did_you_mean, number_problem
 from sb3_reinforce.common.estimators import RETURN_MODES, baseline_values, get_baseline, get_return_mode
 
 #: Policy arguments REINFORCE sets itself, with why: they are rejected in ``policy_kwargs``.
@@ -182,8 +181,7 @@ def policy_kwargs_problems(policy_kwargs: Any, policy_class: type) -> list[Polic
             message = f"policy_kwargs[{key!r}] is not allowed: {reason}"
             problems.append(PolicyKwargsProblem(key, message, ValueError, f"{key!r} cannot be set: {reason}"))
         elif key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(str(key), allowed)
             keys = ", ".join(allowed)
             message = f"policy_kwargs has an unknown key {key!r}{hint}: {policy_class.__name__} accepts {keys}"
             problems.append(PolicyKwargsProblem(key, message, ValueError, f"unknown key {key!r}{hint}; allowed: {keys}"))

@@ -1,10 +1,12 @@
-"""The one range check of numeric arguments: a description of what is allowed, or an error naming the argument."""
+"""Checks of user-given values shared by every validator: numeric ranges, hints for unknown names."""
 
+import difflib
 import math
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_number", "number_problem"]
+__all__ = ["check_number", "did_you_mean", "number_problem"]
 
 
 def _bound(bound: float, python: bool) -> str:
@@ -79,3 +81,9 @@ def check_number(name: str, value: Any, low: float, high: float, **options: bool
     kind = numbers.Integral if options.get("integer", False) else numbers.Real
     error = TypeError if isinstance(value, bool) or not isinstance(value, kind) else ValueError
     raise error(f"{name}={value!r} is not allowed: {problem}")
+
+
+def did_you_mean(key: str, choices: Iterable[str]) -> str:
+    """The hint of an unknown name: ``" (did you mean 'x'?)"`` for the closest of ``choices``, else ``""``."""
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,7 +7,6 @@ REINFORCE's arguments are checked by the rules its constructor raises with (``RE
 the schedule strings (``lin_1e-3``) are a file's, checked here.
 """
 
-import difflib
 import inspect
 import math
 import re
@@ -17,7 +16,7 @@ from typing import Any
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_reinforce.common.arguments import REINFORCE_ARGUMENTS, ArgumentRule, TypeRule
-from sb3_reinforce.common.checks import number_problem
+from sb3_reinforce.common.checks import did_you_mean, number_problem
 from sb3_reinforce.hyperparams.code_check import (
     _LITERAL_KEYS,
     _TRUST_HINT,
@@ -85,11 +84,6 @@ def _check_normalize(value: Any) -> str | None:
     return None
 
 
-def _did_you_mean(key: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(key, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_value(key: str, value: Any, values: Mapping[str, Any], rules: Mapping[str, ArgumentRule]) -> str | None:
     """
     What is wrong with the value of one key (None: nothing).
@@ -141,7 +135,7 @@ def validate_reinforce_hyperparams(
             continue
         if key not in allowed:
             problems.append(
-                (key, f"unknown key {key!r}{_did_you_mean(str(key), allowed)}; allowed keys: {', '.join(allowed)}")
+                (key, f"unknown key {key!r}{did_you_mean(str(key), allowed)}; allowed keys: {', '.join(allowed)}")
             )
             continue
         literal, error = _literal_value(value) if key in _LITERAL_KEYS else (value, None)
