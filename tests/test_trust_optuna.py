@@ -186,6 +186,28 @@ main(sys.argv[1:])
 """
 
 
+def running_trials_with_heartbeat(storage: str, study: str) -> list[int]:
+    """
+    Numbers of the study's RUNNING trials that recorded a heartbeat. Optuna never fails a trial without one (its
+    worker was killed between creating the trial and the first heartbeat), so the test kills only after one.
+    """
+    from optuna.storages._rdb import models
+
+    rdb = optuna.storages.RDBStorage(normalize_storage_url(storage))
+    try:
+        with rdb.scoped_session() as session:
+            rows = (
+                session.query(models.TrialModel.number)
+                .join(models.StudyModel)
+                .join(models.TrialHeartbeatModel)
+                .filter(models.StudyModel.study_name == study, models.TrialModel.state == TrialState.RUNNING)
+                .all()
+            )
+        return [row[0] for row in rows]
+    finally:
+        rdb.engine.dispose()
+
+
 def kill_a_worker_mid_trial_then_run_another(tmp_path: Path, storage: str, study: str, capsys, monkeypatch) -> None:
     """
     SIGKILL a worker in the middle of a trial, then run a second worker with the same settings: the dead worker's
@@ -199,11 +221,7 @@ def kill_a_worker_mid_trial_then_run_another(tmp_path: Path, storage: str, study
         while True:
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the worker never started a trial"
-            try:
-                trials = optuna.load_study(study_name=study, storage=normalize_storage_url(storage)).trials
-            except KeyError:  # study not created yet
-                trials = []
-            if any(trial.state == TrialState.RUNNING for trial in trials):
+            if running_trials_with_heartbeat(storage, study):
                 break
             time.sleep(0.2)
         os.kill(worker.pid, signal.SIGKILL)  # in the middle of a trial
