@@ -32,6 +32,7 @@ RMSPROP_DECAY = 0.99
 RMSPROP_EPS = 1e-5
 EPISODES_PER_UPDATE = 10
 UP, DOWN = 2, 3  # ALE actions RIGHT and LEFT of Pong's minimal action set: paddle up and down
+STICKY_ACTIONS = 0.25  # repeat_action_probability of ALE/Pong-v5 and of make_pong_vec_env
 
 
 def _preprocess(frame: np.ndarray) -> np.ndarray:
@@ -88,11 +89,13 @@ def _blas_threads(n_threads: int | None) -> Iterator[None]:
         setter(previous)
 
 
-def run_reference(n_steps: int, seed: int = 0, blas_threads: int | None = 1) -> float:
+def run_reference(
+    n_steps: int, seed: int = 0, blas_threads: int | None = 1, repeat_action_probability: float = STICKY_ACTIONS
+) -> float:
     """
     Run Karpathy's single-env policy-gradient training loop for ``n_steps`` env steps and time it.
 
-    One gymnasium ``ALE/Pong-v5`` env (frameskip 4, no sticky actions). Each step: preprocess the frame, take
+    One gymnasium ``ALE/Pong-v5`` env (frameskip 4, sticky actions 0.25 by default). Each step: preprocess the frame, take
     the difference with the previous one (zeros at the start of an episode), forward ``6400 -> 200 ReLU -> 1
     sigmoid`` (no biases, Xavier-scaled init) giving P(UP), sample UP or DOWN, record input, hidden layer and
     ``y - p``. At the end of an episode: discounted returns (gamma 0.99, reset at every non-zero reward),
@@ -104,14 +107,15 @@ def run_reference(n_steps: int, seed: int = 0, blas_threads: int | None = 1) -> 
     :param seed: seed of the network initialization, the action sampling and the env
     :param blas_threads: OpenBLAS threads during the run. 1 by default: the loop is sequential, and when the
         cores are busy with other work, OpenBLAS's threads make the 200x6400 matrix-vector product up to
-        40 times slower. ``None`` leaves BLAS as configured.
+        40 times slower. ``None`` leaves BLAS as configured (numpy's default threading, as a user runs it).
+    :param repeat_action_probability: sticky-action probability of the env
     :return: env steps per second
     """
     with _blas_threads(blas_threads):
-        return _run_reference(n_steps, seed)
+        return _run_reference(n_steps, seed, repeat_action_probability)
 
 
-def _run_reference(n_steps: int, seed: int) -> float:
+def _run_reference(n_steps: int, seed: int, repeat_action_probability: float) -> float:
     import ale_py
     import gymnasium as gym
 
@@ -126,7 +130,7 @@ def _run_reference(n_steps: int, seed: int) -> float:
     gradient_sum = {name: np.zeros_like(value) for name, value in model.items()}
     squared_average = {name: np.zeros_like(value) for name, value in model.items()}
 
-    env = gym.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.0)
+    env = gym.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=repeat_action_probability)
     frame, _ = env.reset(seed=seed)
     previous = None
     inputs: list[np.ndarray] = []
@@ -187,19 +191,23 @@ def _run_reference(n_steps: int, seed: int) -> float:
     return n_steps / elapsed
 
 
-def _make_raw_vector_env(n_envs: int):
-    """ale-py's AtariVectorEnv with the emulator settings of make_pong_vec_env's defaults, reset with seed 0."""
+def _make_raw_vector_env(n_envs: int, repeat_action_probability: float = STICKY_ACTIONS, grayscale: bool = False):
+    """
+    ale-py's AtariVectorEnv with the emulator settings of make_pong_vec_env's defaults, reset with seed 0: the
+    cheapest configuration that gives what the preprocessing reads (the red channel of full 210x160 frames, so RGB:
+    ALE's grayscale is a luminance; resizing would blend pixels; max-pooling and frame stacking cost more).
+    """
     from ale_py.vector_env import AtariVectorEnv
 
     venv = AtariVectorEnv(
         "pong",
         n_envs,
         max_num_frames_per_episode=108_000,
-        repeat_action_probability=0.0,
+        repeat_action_probability=repeat_action_probability,
         autoreset_mode="SameStep",
         img_height=210,
         img_width=160,
-        grayscale=False,
+        grayscale=grayscale,
         stack_num=1,
         frameskip=4,
         maxpool=False,
@@ -224,19 +232,24 @@ def _timed_steps(venv, actions: np.ndarray, warmup: int) -> float:
     return actions.shape[1] * (len(actions) - warmup) / elapsed
 
 
-def raw_vector_env_throughput(n_envs: int, n_steps: int) -> float:
+def raw_vector_env_throughput(
+    n_envs: int, n_steps: int, repeat_action_probability: float = STICKY_ACTIONS, grayscale: bool = False
+) -> float:
     """
     Steps per second of ale-py's ``AtariVectorEnv`` alone, random UP/DOWN actions.
 
     Same emulator settings as :func:`sb3_reinforce.pong.make_pong_vec_env` with its defaults: 210x160 RGB frames,
-    frameskip 4, no sticky actions, no max-pooling, resizing, frame stacking, no-ops or FIRE at reset,
+    frameskip 4, sticky actions 0.25, no max-pooling, resizing, frame stacking, no-ops or FIRE at reset,
     same-step auto-reset. 20 warm-up steps are not timed.
 
     :param n_envs: number of parallel games
     :param n_steps: vector steps to time (each is ``n_envs`` env steps)
+    :param repeat_action_probability: sticky-action probability
+    :param grayscale: grayscale frames instead of RGB (a third of the bytes; for comparison only, the preprocessing
+        reads the red channel)
     :return: env steps per second (``n_envs * n_steps / seconds``)
     """
-    venv = _make_raw_vector_env(n_envs)
+    venv = _make_raw_vector_env(n_envs, repeat_action_probability, grayscale)
     actions = np.random.default_rng(0).choice(np.array([UP, DOWN], dtype=np.int32), size=(n_steps + 20, n_envs))
     return _timed_steps(venv, actions, warmup=20)
 

@@ -7,14 +7,16 @@ training, the zoo entry's ``n_timesteps`` unless ``--n-timesteps`` is given) in 
 ``--eval-episodes`` episodes on a fresh test env built like ``enjoy`` builds it (saved VecNormalize statistics
 included) and seeded ``1000 + S``, so that evaluation episodes are never the training seed's, with the
 deterministic (argmax/mean) and the stochastic policy. Prints one markdown row per algorithm:
-mean +- std over the seeds of the per-seed mean returns. Finished runs are reused. ``--conf-file`` trains
-REINFORCE from another hyperparameter file (a tuning candidate) with the same protocol.
+mean +- std over the seeds of the per-seed mean returns. Finished runs are reused: rerunning the same command after
+an interruption trains only the runs without a saved model (a killed run's folder is removed and trained again).
+``--conf-file`` trains REINFORCE from another hyperparameter file (a tuning candidate) with the same protocol.
 
     python benchmarks/zoo_entries.py --env LunarLander-v3 --algos reinforce ppo --seeds 1 2 3 --n-timesteps 1000000
 """
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -28,11 +30,24 @@ def run_dir(log_folder: Path, algo: str, env_id: str, seed: int) -> Path:
 
 
 def train(algo: str, env_id: str, seed: int, n_timesteps: int | None, log_folder: Path, conf_file: str | None) -> Path:
-    """Train one run with the zoo (skipped when its model exists); return its folder."""
+    """
+    Train one run with the zoo (skipped when its model exists); return its folder.
+
+    :param algo: the zoo algorithm
+    :param env_id: the env
+    :param seed: training seed
+    :param n_timesteps: budget, or None for the entry's
+    :param log_folder: folder of all runs of the env
+    :param conf_file: REINFORCE hyperparameter file, or None for the zoo's
+    :return: the run folder (``<env>_1``), holding the saved model
+    """
     folder = run_dir(log_folder, algo, env_id, seed)
     model_path = folder / f"{env_id.replace('/', '-')}.zip"
     if model_path.exists():
         return folder
+    # A run killed before saving: the zoo would train into <env>_2 and the evaluation would read <env>_1
+    if folder.exists():
+        shutil.rmtree(folder)
     command = [sys.executable, "-m", "sb3_reinforce.zoo", "train", "--algo", algo, "--env", env_id, "--seed", str(seed)]
     command += ["-f", str(log_folder / f"seed{seed}"), "--eval-freq", "-1", "--num-threads", "1", "--log-interval", "-1"]
     if n_timesteps is not None:
@@ -42,7 +57,9 @@ def train(algo: str, env_id: str, seed: int, n_timesteps: int | None, log_folder
     log = folder.parent / f"{env_id.replace('/', '-')}_train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as file:
-        subprocess.run(command, stdout=file, stderr=subprocess.STDOUT, check=True)
+        result = subprocess.run(command, stdout=file, stderr=subprocess.STDOUT)
+    if result.returncode != 0 or not model_path.exists():
+        raise RuntimeError(f"{algo} seed {seed} on {env_id}: training failed (exit status {result.returncode}), see {log}")
     return folder
 
 

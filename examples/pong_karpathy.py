@@ -7,10 +7,17 @@ Karpathy's "Pong from Pixels" agent with REINFORCE: train, checkpoint, resume, p
     python examples/pong_karpathy.py --run-dir runs/pong --minutes 60 --resume # go on from runs/pong/latest.zip
     python examples/pong_karpathy.py --play runs/pong/latest.zip --video pong.mp4
     python examples/pong_karpathy.py --run-dir runs/pong --plot pong_learning_curve.png
+    python examples/pong_karpathy.py --run-dir runs/pong --minutes 60 --repeat-action-probability 0.0  # deterministic
+
+Training uses sticky actions (``--repeat-action-probability 0.25``, the ``ALE/Pong-v5`` setting); 0.0 is the
+deterministic emulator, where the agent can learn the emulator instead of the game. At the end the model is scored
+by the package's Pong protocol (``sb3_reinforce.pong.evaluate_pong``: ``--eval-games`` whole games on held-out
+seeds with sticky actions, greedy and stochastic), printed and written to ``evaluation.json``.
 
 The run folder holds ``latest.zip`` (the model, saved every ``--checkpoint-every`` episodes and at the end) with
-``progress.json`` (the episode count, running reward and time of that model), and ``episodes.csv`` (episode, wall
-seconds, env steps, reward, running reward; Karpathy's running reward is ``0.99 * old + 0.01 * new``).
+``progress.json`` (the episode count, running reward, time, sticky-action probability and training seeds of that
+model), ``episodes.csv`` (episode, wall seconds, env steps, reward, running reward; Karpathy's running reward is
+``0.99 * old + 0.01 * new``) and ``evaluation.json``.
 """
 
 import argparse
@@ -27,16 +34,22 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_reinforce import REINFORCE
+from sb3_reinforce.common.estimators import BASELINES
 from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.hyperparams import load_hyperparams
+from sb3_reinforce.pong.evaluation import MAX_EVAL_GAMES, MIN_EVAL_GAMES, evaluate_pong
 from sb3_reinforce.pong.karpathy import karpathy_pong
 from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 from sb3_reinforce.pong.vec_env import make_pong_vec_env
 from sb3_reinforce.pong.wrappers import make_karpathy_pong_env
 
 CSV_HEADER = ["episode", "wall_seconds", "timesteps", "reward", "running_reward"]
-#: Episode count, running reward, wall seconds and env steps of the model in latest.zip
+#: Episode count, running reward, wall seconds, env steps and emulator/seeds of the model in latest.zip
 PROGRESS_FILE = "progress.json"
+#: The final evaluation (sb3_reinforce.pong.evaluate_pong)
+EVALUATION_FILE = "evaluation.json"
+#: Sticky actions of a progress.json written before they were recorded: the example then trained without them
+OLD_REPEAT_ACTION_PROBABILITY = 0.0
 
 
 class KarpathyLogger(BaseCallback):
@@ -51,6 +64,8 @@ class KarpathyLogger(BaseCallback):
     :param episode: episodes already done (resume)
     :param running_reward: running reward so far (resume; None: start from the first episode)
     :param wall_offset: wall seconds already spent (resume)
+    :param emulator: recorded in ``progress.json``: ``repeat_action_probability`` and ``training_seeds`` (the
+        seeds the training envs were given, this session's included)
     :param verbose: 1 to print one line per episode
     """
 
@@ -62,10 +77,12 @@ class KarpathyLogger(BaseCallback):
         episode: int = 0,
         running_reward: float | None = None,
         wall_offset: float = 0.0,
+        emulator: dict[str, Any] | None = None,
         verbose: int = 1,
     ):
         super().__init__(verbose)
         self.run_dir = run_dir
+        self.emulator = dict(emulator or {})
         self.checkpoint_every = checkpoint_every
         self.max_seconds = max_seconds
         self.episode = episode
@@ -112,6 +129,7 @@ class KarpathyLogger(BaseCallback):
             running_reward=self.running_reward,
             wall_seconds=self.wall_offset + time.time() - self.start,
             timesteps=self.num_timesteps,
+            **self.emulator,
         )
         with atomic_write(self.run_dir / PROGRESS_FILE) as file:
             file.write(json.dumps(progress).encode())
@@ -121,11 +139,12 @@ class KarpathyLogger(BaseCallback):
         self.csv_file.close()
 
 
-def read_progress(run_dir: pathlib.Path) -> tuple[int, float | None, float]:
+def read_progress(run_dir: pathlib.Path) -> dict[str, Any]:
     """
-    Episodes done, running reward and wall seconds at the last checkpoint of ``run_dir``. Rows of
-    ``episodes.csv`` written after that checkpoint (the run was killed between two checkpoints) are dropped, so
-    that the resumed run continues the curve from the state of the model it loads.
+    The ``progress.json`` of the last checkpoint of ``run_dir`` (episodes done, running reward, wall seconds, env
+    steps, sticky-action probability, training seeds). Rows of ``episodes.csv`` written after that checkpoint (the
+    run was killed between two checkpoints) are dropped, so that the resumed run continues the curve from the state
+    of the model it loads.
     """
     progress = json.loads((run_dir / PROGRESS_FILE).read_text())
     csv_path = run_dir / "episodes.csv"
@@ -137,14 +156,16 @@ def read_progress(run_dir: pathlib.Path) -> tuple[int, float | None, float]:
             print(f"--resume: dropping {len(rows) - len(kept)} episodes.csv rows written after the checkpoint")
             with atomic_write(csv_path) as file:
                 file.write(",".join(CSV_HEADER).encode() + b"\n" + b"".join(",".join(row).encode() + b"\n" for row in kept))
-    return int(progress["episode"]), progress["running_reward"], float(progress["wall_seconds"])
+    return progress
 
 
-def play(checkpoint: str, video: str | None, episodes: int, seed: int, max_steps: int) -> None:
+def play(
+    checkpoint: str, video: str | None, episodes: int, seed: int, max_steps: int, repeat_action_probability: float = 0.25
+) -> None:
     """Greedy (deterministic) play of a saved model; records an mp4 of the first episode if ``video`` is given."""
     model = REINFORCE.load(checkpoint, device="cpu")
     # gymnasium's ALE/Pong-v5 with Karpathy's wrappers: the emulator settings of make_pong_vec_env, and frames
-    game = make_karpathy_pong_env(render_mode="rgb_array")
+    game = make_karpathy_pong_env(render_mode="rgb_array", repeat_action_probability=repeat_action_probability)
     frames: list[np.ndarray] = []
     for episode in range(episodes):
         obs, _ = game.reset(seed=seed + episode)
@@ -198,7 +219,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-envs", type=int, default=None, help="Pong games played in parallel (default: the zoo entry's)")
     parser.add_argument("--n-episodes", type=int, default=None, help="episodes per update (default: the zoo entry's)")
     parser.add_argument("--learning-rate", type=float, default=None, help="RMSprop learning rate (default: the zoo entry's)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--baseline",
+        choices=list(BASELINES),
+        default=None,
+        help="baseline subtracted from the returns (default: the zoo entry's; value: a linear value head on the hidden layer)",
+    )
+    parser.add_argument("--ent-coef", type=float, default=None, help="entropy bonus coefficient (default: the zoo entry's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the games (game i gets SEED + i) and network")
+    parser.add_argument(
+        "--repeat-action-probability",
+        type=float,
+        default=None,
+        help="sticky actions of training and --play (default 0.25, ALE/Pong-v5; 0.0: the deterministic emulator, which "
+        "the agent can learn instead of the game; --resume: the run's own)",
+    )
+    parser.add_argument(
+        "--eval-games",
+        type=int,
+        default=MIN_EVAL_GAMES,
+        help=f"games per policy of the final evaluation (evaluate_pong: held-out seeds, sticky actions 0.25, greedy and "
+        f"stochastic; at least {MIN_EVAL_GAMES}, 0 to skip it)",
+    )
     parser.add_argument("--timesteps", type=int, default=100_000_000, help="total env steps (all envs)")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of wall clock")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="episodes between checkpoints")
@@ -214,33 +256,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def final_evaluation(model: REINFORCE, run_dir: pathlib.Path, n_games: int, training_seeds: list[int]) -> None:
+    """Score the model by the package's Pong protocol, print it and write ``evaluation.json``."""
+    result = evaluate_pong(model, n_games=n_games, training_seed=training_seeds)
+    print(result.format(), flush=True)
+    with atomic_write(run_dir / EVALUATION_FILE) as file:
+        file.write(json.dumps({**result.to_dict(), "timesteps": model.num_timesteps}).encode())
+
+
+def main(argv: list[str] | None = None) -> REINFORCE | None:
+    """Train (and evaluate), play or plot, as the arguments say; return the trained model (None otherwise)."""
     args = parse_args(argv)
+    if args.eval_games != 0 and not MIN_EVAL_GAMES <= args.eval_games <= MAX_EVAL_GAMES:
+        # checked before training, not after an hour of it
+        sys.exit(
+            f"--eval-games={args.eval_games} is not allowed: 0 (no evaluation) or {MIN_EVAL_GAMES} to {MAX_EVAL_GAMES} games"
+        )
     th.set_num_threads(args.torch_threads)
     if args.play:
-        play(args.play, args.video, args.play_episodes, args.seed, args.max_play_steps)
-        return
+        sticky = 0.25 if args.repeat_action_probability is None else args.repeat_action_probability
+        play(args.play, args.video, args.play_episodes, args.seed, args.max_play_steps, sticky)
+        return None
     run_dir = pathlib.Path(args.run_dir)
     if args.plot:
         plot(run_dir / "episodes.csv", args.plot)
-        return
+        return None
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {}
     if args.n_episodes is not None:
         overrides["n_episodes"] = args.n_episodes
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
+    if args.baseline is not None:
+        overrides["baseline"] = None if args.baseline == "none" else args.baseline
+    if args.ent_coef is not None:
+        overrides["ent_coef"] = args.ent_coef
     episode, running_reward, wall_offset = 0, None, 0.0
     checkpoint = run_dir / "latest.zip"
     if args.resume:
         if not checkpoint.exists() or not (run_dir / PROGRESS_FILE).exists():
             sys.exit(f"--resume: no checkpoint at {checkpoint} (with its {PROGRESS_FILE})")
-        episode, running_reward, wall_offset = read_progress(run_dir)
+        progress = read_progress(run_dir)
+        episode, running_reward, wall_offset = int(progress["episode"]), progress["running_reward"], progress["wall_seconds"]
+        sticky = float(progress.get("repeat_action_probability", OLD_REPEAT_ACTION_PROBABILITY))
+        if args.repeat_action_probability is not None and args.repeat_action_probability != sticky:
+            sys.exit(
+                f"--repeat-action-probability={args.repeat_action_probability} is not allowed with --resume: the run "
+                f"in {run_dir} trained with {sticky} (leave the option out to go on with it)"
+            )
+        training_seeds = [int(seed) for seed in progress.get("training_seeds", [args.seed])]
+        # New sticky-action noise for the resumed games (the first session's seed would replay its own)
+        seed = args.seed + episode
         n_envs = args.n_envs if args.n_envs is not None else load_hyperparams("reinforce", KARPATHY_PONG_ID)["n_envs"]
-        model = REINFORCE.load(checkpoint, env=make_pong_vec_env(n_envs=n_envs, seed=args.seed + episode), device="cpu")
+        env = make_pong_vec_env(n_envs=n_envs, seed=seed, repeat_action_probability=sticky)
+        model = REINFORCE.load(checkpoint, env=env, device="cpu")
+        # SB3's load reseeds the env with the model's saved seed: seed it (and torch) with this session's
+        model.set_random_seed(seed)
         print(f"resumed from {checkpoint}: {model.num_timesteps} steps, episode {episode}, running reward {running_reward}")
     else:
-        model = karpathy_pong(n_envs=args.n_envs, seed=args.seed, **overrides)
+        sticky = 0.25 if args.repeat_action_probability is None else args.repeat_action_probability
+        training_seeds, seed = [], args.seed
+        model = karpathy_pong(n_envs=args.n_envs, seed=seed, env_kwargs=dict(repeat_action_probability=sticky), **overrides)
+    training_seeds.append(seed)
     callback = KarpathyLogger(
         run_dir,
         checkpoint_every=args.checkpoint_every,
@@ -248,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         episode=episode,
         running_reward=running_reward,
         wall_offset=wall_offset,
+        emulator=dict(repeat_action_probability=sticky, training_seeds=training_seeds),
         verbose=0 if args.quiet else 1,
     )
     model.learn(
@@ -257,6 +335,9 @@ def main(argv: list[str] | None = None) -> None:
         progress_bar=not args.no_progress_bar,
     )
     print(f"done: {callback.episode} episodes, running reward {callback.running_reward}, model {checkpoint}")
+    if args.eval_games:
+        final_evaluation(model, run_dir, args.eval_games, training_seeds)
+    return model
 
 
 if __name__ == "__main__":

@@ -11,4 +11,4 @@ fi
 . "$ROOT/.venv/bin/activate"
 # torch first: otherwise pip resolves it to a multi-GB CUDA build
 python -c "import torch" 2>/dev/null || pip install --quiet "torch==2.13.0"
-pip install --quiet -e "$ROOT[tests,postgres,video]"
+pip install --quiet -e "$ROOT[tests,postgres,video,ray,box2d]"

@@ -10,6 +10,8 @@ if [ -f scripts/start_postgres.sh ] && { [ "$(id -u)" = "0" ] || sudo -n true 2>
     SB3_REINFORCE_POSTGRES_URL="$(bash scripts/start_postgres.sh | tail -n 1)" && export SB3_REINFORCE_POSTGRES_URL \
         || echo "PostgreSQL could not be started: its test will be skipped (and fails under CI=true)"
 fi
+# Ray (tests/test_ray_cluster.py starts a loopback cluster): no usage statistics sent anywhere
+export RAY_USAGE_STATS_ENABLED=0
 python -m sb3_reinforce.zoo validate zoo_hyperparams/reinforce.yml
 ruff check sb3_reinforce tests examples benchmarks
 python -m pytest "$@"

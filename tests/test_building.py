@@ -14,7 +14,7 @@ import yaml
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecEnvWrapper, VecFrameStack, VecNormalize
 
 import sb3_reinforce.hyperparams.building as building
-import sb3_reinforce.zoo
+import sb3_reinforce.zoo.experiment
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.hyperparams import HyperparamsError, build_model_kwargs, make_model_from_entry, make_vec_env_from_entry
 from sb3_reinforce.pong import KARPATHY_PONG_ID, PongVecEnv
@@ -238,9 +238,11 @@ def test_karpathy_pong_builds_through_it(calls):
 
 def test_the_zoo_builds_karpathy_pong_through_it(tmp_path, monkeypatch):
     recorded = []
-    real = sb3_reinforce.zoo.make_vec_env_from_entry
+    # The zoo's experiment manager module (sb3_reinforce.zoo was one module before the split)
+    manager_module = sb3_reinforce.zoo.experiment
+    real = manager_module.make_vec_env_from_entry
     monkeypatch.setattr(
-        sb3_reinforce.zoo, "make_vec_env_from_entry", lambda *args, **kwargs: recorded.append(args) or real(*args, **kwargs)
+        manager_module, "make_vec_env_from_entry", lambda *args, **kwargs: recorded.append(args) or real(*args, **kwargs)
     )
     env, eval_env = zoo_envs(tmp_path, KARPATHY_PONG_ID, PONG_ENTRY, n_envs=1)
     assert [args[0] for args in recorded] == [KARPATHY_PONG_ID, KARPATHY_PONG_ID]

@@ -14,6 +14,7 @@ from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.buffers import (
     EpisodeRolloutBuffer,
     PackedTernaryObservations,
+    SparseTernaryRolloutBuffer,
     TernaryPackedRolloutBuffer,
     pack_ternary,
     unpack_ternary,
@@ -177,7 +178,7 @@ def test_packed_buffer_batch_identical() -> None:
 def test_training_update_changes_weights() -> None:
     th.manual_seed(0)
     model = karpathy_pong(n_envs=4, seed=0, n_episodes=1)
-    assert isinstance(model.rollout_buffer, TernaryPackedRolloutBuffer)
+    assert isinstance(model.rollout_buffer, SparseTernaryRolloutBuffer)
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(4 * 1000)  # a random agent's shortest games last ~800 steps
     assert model._n_updates >= 1
@@ -197,7 +198,7 @@ def test_save_load_same_predictions(tmp_path: pathlib.Path) -> None:
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     for p, q in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
         assert th.equal(p, q)
-    assert loaded.rollout_buffer_class is TernaryPackedRolloutBuffer
+    assert loaded.rollout_buffer_class is SparseTernaryRolloutBuffer
 
 
 def test_example_help() -> None:
@@ -231,6 +232,7 @@ def _csv_rows(path: pathlib.Path) -> list[list[str]]:
 def test_example_train_resume_plot_play(tmp_path) -> None:
     run_dir = tmp_path / "run"
     common = ["--run-dir", str(run_dir), "--n-envs", "2", "--n-episodes", "1", "--no-progress-bar", "--quiet"]
+    common += ["--eval-games", "0"]  # the final evaluation: tests/test_pong_evaluation.py
     _example(*common, "--timesteps", "2500", "--checkpoint-every", "1")
     rows = _csv_rows(run_dir / "episodes.csv")
     progress = json.loads((run_dir / "progress.json").read_text())
@@ -253,3 +255,35 @@ def test_example_train_resume_plot_play(tmp_path) -> None:
     video = tmp_path / "play.mp4"
     result = _example("--play", str(run_dir / "latest.zip"), "--video", str(video), "--max-play-steps", "150")
     assert "play episode 1" in result.stdout and video.stat().st_size > 1_000
+
+
+def test_value_head_reads_the_shared_hidden_layer_and_learns(tmp_path) -> None:
+    """baseline='value': one linear head on the hidden layer (no dense 6400-input critic), trained, saved, loaded."""
+    policy = KarpathyPolicy(OBS_SPACE, spaces.Discrete(2), lambda _: 1e-3, value_baseline=True)
+    params = dict(policy.named_parameters())
+    assert sum(p.numel() for p in params.values()) == 6400 * 200 + 200 + (200 + 1)
+    obs = th.as_tensor(np.random.default_rng(0).integers(-1, 2, (4, 6400)), dtype=th.int8)
+    with th.no_grad():
+        hidden = policy.hidden(obs)
+        expected = hidden @ policy.value_net.weight.T + policy.value_net.bias
+        assert th.allclose(policy.predict_values(obs), expected, atol=1e-6)
+        values, log_prob, _, _ = policy.evaluate(obs, th.zeros(4, dtype=th.long))
+        assert th.allclose(values, expected.flatten(), atol=1e-6) and log_prob.shape == (4,)
+        actions, forward_values, _ = policy(obs)
+        assert th.allclose(forward_values, expected, atol=1e-6) and actions.shape == (4,)
+
+    env = make_pong_vec_env(n_envs=2, seed=0)
+    model = REINFORCE(
+        KarpathyPolicy, env, n_episodes=2, baseline="value", reset_on_reward=True, learning_rate=1e-3, seed=0, device="cpu"
+    )
+    head_before = model.policy.value_net.weight.detach().clone()
+    hidden_before = model.policy.mlp_extractor.policy_net[0].weight.detach().clone()
+    model.learn(3000)
+    assert model._n_updates >= 1
+    # the value loss moved the head, and the shared layer was updated too
+    assert not th.equal(model.policy.value_net.weight, head_before)
+    assert not th.equal(model.policy.mlp_extractor.policy_net[0].weight, hidden_before)
+    model.save(tmp_path / "pong_value")
+    loaded = REINFORCE.load(tmp_path / "pong_value", device="cpu")
+    assert loaded.policy.value_baseline and th.equal(loaded.policy.value_net.weight, model.policy.value_net.weight)
+    env.close()

@@ -15,6 +15,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, is
 from sb3_reinforce.pong.vec_env import PongVecEnv, make_pong_vec_env
 from sb3_reinforce.pong.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown, make_karpathy_pong_env
 
+#: The ALE seed gymnasium's AtariEnv derives from reset(seed=1): numpy.random.SeedSequence(1).generate_state(2)[1]
+GYM_SEED_1_ALE_SEED = 1_731_038_949
+
+
+#: The deterministic emulator, for the tests of exact equality with the gymnasium chain whatever the seeds
+DETERMINISTIC = dict(repeat_action_probability=0.0)
+
 
 def make_reference(n_envs: int, **kwargs) -> DummyVecEnv:
     """The gymnasium chain (ALE/Pong-v5 + KarpathyPreprocess + DifferenceFrame + PongUpDown) + Monitor in a DummyVecEnv."""
@@ -45,8 +52,8 @@ def assert_same_step(fast, reference) -> None:
 
 def test_same_observations_as_gym_chain_over_full_episodes():
     n_envs = 2
-    fast = make_pong_vec_env(n_envs=n_envs, seed=0)
-    reference = make_reference(n_envs)
+    fast = make_pong_vec_env(n_envs=n_envs, seed=0, **DETERMINISTIC)
+    reference = make_reference(n_envs, **DETERMINISTIC)
     reference.seed(0)
     assert isinstance(fast, VecEnv)
     assert fast.observation_space == reference.observation_space == gym.spaces.Box(-1, 1, (6400,), np.int8)
@@ -81,8 +88,8 @@ def test_same_observations_as_gym_chain_over_full_episodes():
 def test_truncation_and_autoreset():
     # 60 emulator frames: 15 steps per episode at frameskip 4
     n_envs = 3
-    fast = make_pong_vec_env(n_envs=n_envs, max_num_frames_per_episode=60)
-    reference = make_reference(n_envs, max_num_frames_per_episode=60)
+    fast = make_pong_vec_env(n_envs=n_envs, max_num_frames_per_episode=60, **DETERMINISTIC)
+    reference = make_reference(n_envs, max_num_frames_per_episode=60, **DETERMINISTIC)
     np.testing.assert_array_equal(fast.reset(), reference.reset())
     rng = np.random.default_rng(1)
     n_truncated = 0
@@ -151,7 +158,7 @@ def test_vec_env_api():
     env = make_pong_vec_env(n_envs=3)
     assert env.num_envs == 3 and env.render_mode is None
     assert env.get_attr("frameskip") == [4, 4, 4]
-    assert env.get_attr("repeat_action_probability", indices=[1]) == [0.0]
+    assert env.get_attr("repeat_action_probability", indices=[1]) == [0.25]  # sticky actions by default
     assert env.get_attr("action_space")[0] == gym.spaces.Discrete(2)
     assert env.has_attr("max_num_frames_per_episode") and not env.has_attr("no_such_attribute")
     env.set_attr("note", "hello", indices=[0, 2])
@@ -307,11 +314,12 @@ def test_registered_id_and_zoo_factory(tmp_path):
     from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 
     single = gym.make(KARPATHY_PONG_ID)
-    fast = make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=2, seed=0)
+    # gymnasium's AtariEnv seeds its ALE with a SeedSequence word of the seed, PongVecEnv with the seed itself
+    fast = make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=2, seed=GYM_SEED_1_ALE_SEED)
     assert isinstance(fast, VecMonitor) and isinstance(fast.venv, PongVecEnv)
     assert single.observation_space == fast.observation_space and single.action_space == fast.action_space
-    # The single env and the vector env play the same game for the same actions (no sticky actions by default)
-    obs, _ = single.reset(seed=0)
+    # The single env and the vector env play the same game for the same actions, sticky actions included
+    obs, _ = single.reset(seed=1)
     vec_obs = fast.reset()
     np.testing.assert_array_equal(obs, vec_obs[0])
     for step in range(120):
@@ -330,3 +338,131 @@ def test_registered_id_and_zoo_factory(tmp_path):
     with pytest.raises(ValueError, match="env_wrapper cannot be used with KarpathyPong-v0"):
         make_zoo_vec_env(KARPATHY_PONG_ID, n_envs=1, wrapper_class=PongUpDown)
     assert not isinstance(make_zoo_vec_env("CartPole-v1", n_envs=1).unwrapped, PongVecEnv)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sticky actions (repeat_action_probability=0.25, ALE/Pong-v5) by default, at every entry point, down to the emulator
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: Actions that change often: a sticky action only shows when the chosen action differs from the previous one
+SHARED_ACTIONS = np.random.default_rng(5).integers(0, 2, size=300)
+
+
+def same_actions_games_differ(env: VecEnv) -> bool:
+    """Whether the games of a VecEnv (seeded with different seeds) differ when every game gets the same actions."""
+    observations = [env.reset()]
+    observations += [env.step(np.full(env.num_envs, action))[0] for action in SHARED_ACTIONS]
+    frames = np.stack(observations)  # (steps, envs, 6400)
+    return any(not np.array_equal(frames[:, 0], frames[:, i]) for i in range(1, env.num_envs))
+
+
+def single_env_games_differ(make, seeds=(0, 1)) -> bool:
+    """Whether two gymnasium envs reset with different seeds differ under the same actions."""
+    games = []
+    for seed in seeds:
+        env = make()
+        frames = [env.reset(seed=seed)[0]] + [env.step(int(action))[0] for action in SHARED_ACTIONS]
+        games.append(np.stack(frames))
+        env.close()
+    return not np.array_equal(games[0], games[1])
+
+
+@pytest.mark.parametrize("entry_point", ["gym.make", "make_karpathy_pong_env"])
+def test_single_env_entry_points_are_sticky_by_default(entry_point):
+    import sb3_reinforce  # noqa: F401 - registers KarpathyPong-v0
+    from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
+
+    def make(**kwargs):
+        return gym.make(KARPATHY_PONG_ID, **kwargs) if entry_point == "gym.make" else make_karpathy_pong_env(**kwargs)
+
+    env = make()
+    # the ALE's own setting, read back from the emulator
+    assert env.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
+    if entry_point == "gym.make":
+        assert env.spec.kwargs["repeat_action_probability"] == 0.25
+    env.close()
+    # it acts: the seed draws the sticky actions, so the same actions give different games
+    assert single_env_games_differ(make)
+    deterministic = make(repeat_action_probability=0.0)
+    assert deterministic.unwrapped.ale.getFloat("repeat_action_probability") == 0.0
+    deterministic.close()
+    assert not single_env_games_differ(lambda: make(repeat_action_probability=0.0))
+
+
+def test_vector_env_emulator_is_the_ale_with_sticky_actions_025():
+    # AtariVectorEnv has no getter for its settings: play the same game on a gymnasium ALE whose setting reads back
+    # 0.25 and whose ALE seed is the vector env's; the games are identical only if the vector env's sticky actions
+    # are that ALE's (with 0.0 the vector env's game leaves it)
+    def same_game(fast: VecEnv) -> bool:
+        single = make_karpathy_pong_env()
+        assert single.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
+        np.testing.assert_array_equal(single.reset(seed=1)[0], fast.reset()[0])
+        same = True
+        for action in SHARED_ACTIONS:
+            same = same and np.array_equal(single.step(int(action))[0], fast.step(np.array([action]))[0][0])
+        single.close()
+        fast.close()
+        return same
+
+    assert same_game(make_pong_vec_env(n_envs=1, seed=GYM_SEED_1_ALE_SEED))
+    assert not same_game(make_pong_vec_env(n_envs=1, seed=GYM_SEED_1_ALE_SEED, repeat_action_probability=0.0))
+
+
+def test_make_pong_vec_env_is_sticky_by_default():
+    env = make_pong_vec_env(n_envs=2, seed=0)
+    assert env.get_attr("repeat_action_probability") == [0.25, 0.25]
+    assert same_actions_games_differ(env)
+    env.close()
+    env = make_pong_vec_env(n_envs=2, seed=0, repeat_action_probability=0.0)
+    assert env.get_attr("repeat_action_probability") == [0.0, 0.0]
+    assert not same_actions_games_differ(env)  # the deterministic emulator: the seed does not matter
+    env.close()
+    # karpathy_original changes the frameskip, not the sticky actions
+    env = make_pong_vec_env(n_envs=2, seed=0, karpathy_original=True)
+    assert env.get_attr("repeat_action_probability") == [0.25, 0.25] and same_actions_games_differ(env)
+    env.close()
+    # PongVecEnv itself too
+    raw = PongVecEnv(n_envs=2)
+    assert raw.get_attr("repeat_action_probability") == [0.25, 0.25]
+    raw.seed(0)
+    assert same_actions_games_differ(raw)
+    raw.close()
+
+
+def test_zoo_entry_and_zoo_envs_are_sticky(tmp_path):
+    import argparse
+
+    from sb3_reinforce.hyperparams import load_hyperparams
+    from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
+    from sb3_reinforce.zoo import ReinforceExperimentManager
+
+    entry = load_hyperparams("reinforce", KARPATHY_PONG_ID)
+    assert entry["env_kwargs"] == {"repeat_action_probability": 0.25}
+    # the zoo's own ExperimentManager with the packaged file; the CLI's --env-kwargs replaces the entry's env_kwargs
+    # (rl_zoo3), so an --env-kwargs without it must still get the sticky default
+    for env_kwargs in (None, {"frameskip": 4}):
+        logs = str(tmp_path / "logs")
+        manager = ReinforceExperimentManager(
+            argparse.Namespace(), "reinforce", KARPATHY_PONG_ID, logs, seed=0, verbose=0, env_kwargs=env_kwargs
+        )
+        hyperparams, _ = manager.read_hyperparameters()
+        _, manager.env_wrapper, _, manager.vec_env_wrapper = manager._preprocess_hyperparams(hyperparams)
+        for env in (manager.create_envs(2, no_log=True), manager.create_envs(2, eval_env=True)):
+            assert isinstance(env.unwrapped, PongVecEnv)
+            assert env.get_attr("repeat_action_probability") == [0.25, 0.25]
+            assert same_actions_games_differ(env)
+            env.close()
+
+
+def test_karpathy_pong_is_sticky_by_default():
+    import torch as th
+
+    from sb3_reinforce.pong.karpathy import karpathy_pong
+
+    th.set_num_threads(1)
+    model = karpathy_pong(n_envs=2, seed=0)
+    assert model.get_env().get_attr("repeat_action_probability") == [0.25, 0.25]
+    assert same_actions_games_differ(model.get_env())
+    deterministic = karpathy_pong(n_envs=2, seed=0, env_kwargs=dict(repeat_action_probability=0.0))
+    assert deterministic.get_env().get_attr("repeat_action_probability") == [0.0, 0.0]
+    assert not same_actions_games_differ(deterministic.get_env())

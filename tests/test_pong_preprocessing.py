@@ -126,7 +126,7 @@ def test_the_three_differencers_agree():
     kwargs = dict(frameskip=4, repeat_action_probability=0.0, max_num_frames_per_episode=80)
     single = DifferenceFrame(KarpathyPreprocess(gym.make("ALE/Pong-v5", **kwargs)))
     vec = VecDifferenceFrame(DummyVecEnv([lambda: KarpathyPreprocess(gym.make("ALE/Pong-v5", **kwargs))]))
-    fast = make_pong_vec_env(n_envs=1, max_num_frames_per_episode=80)
+    fast = make_pong_vec_env(n_envs=1, max_num_frames_per_episode=80, repeat_action_probability=0.0)
     obs, _ = single.reset(seed=0)
     vec.seed(0)
     np.testing.assert_array_equal(vec.reset()[0], obs)

@@ -27,7 +27,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_reinforce import REINFORCE
-from sb3_reinforce.common.buffers import TernaryPackedRolloutBuffer
+from sb3_reinforce.common.buffers import SparseTernaryRolloutBuffer
 from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.common.serialization import UntrustedPickleError, restricted_loads
 from sb3_reinforce.reinforce.policies import REINFORCEMultiInputPolicy, REINFORCEPolicy
@@ -299,7 +299,7 @@ def test_karpathy_pong_model_loads_by_default(tmp_path: Path) -> None:
     model = karpathy_pong(n_envs=1, seed=0)
     model.save(tmp_path / "pong.zip")
     loaded = REINFORCE.load(tmp_path / "pong.zip", device="cpu")
-    assert type(loaded.policy) is KarpathyPolicy and loaded.rollout_buffer_class is TernaryPackedRolloutBuffer
+    assert type(loaded.policy) is KarpathyPolicy and loaded.rollout_buffer_class is SparseTernaryRolloutBuffer
     for p, q in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
         assert th.equal(p, q)
 

@@ -98,7 +98,7 @@ def test_the_study_records_its_budget_and_search_space(tmp_path, storage, capsys
     assert "n_steps" not in space["sampled"]
     assert space["sampled"]["learning_rate"] == {
         "name": "FloatDistribution",
-        "attributes": {"low": 1e-4, "high": 3e-2, "log": True, "step": None},
+        "attributes": {"low": 1e-4, "high": 1e-2, "log": True, "step": None},
     }
     # the fixed part: the base entry without what the sampler sets
     assert space["fixed"]["policy"] == "MlpPolicy" and "learning_rate" not in space["fixed"]
@@ -128,7 +128,7 @@ def test_a_worker_with_another_search_space_refuses_to_join(tmp_path, storage, c
     study.set_user_attr(STUDY_ATTR_SEARCH_SPACE, space)
     study.set_user_attr(STUDY_ATTR_SEARCH_SPACE_SHA256, canonical_sha256(space))
     err = refused(capsys, optimize_args(tmp_path / "logs", storage))
-    assert "search_space.sampled.learning_rate: " in err and "'high': 0.1" in err and "'high': 0.03" in err
+    assert "search_space.sampled.learning_rate: " in err and "'high': 0.1" in err and "'high': 0.01" in err
     # the base entry's values that the sampler does not set are part of the space: another one is refused as well
     err = refused(capsys, [*optimize_args(tmp_path / "logs", storage), "reset_on_reward:True"])
     assert "search_space.fixed.reset_on_reward: None (study) != True (here)" in err

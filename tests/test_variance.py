@@ -1,5 +1,7 @@
 """The gradient-variance diagnostic ranks REINFORCE estimators on the enumerable toy MDP as theory says."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch as th
@@ -162,6 +164,7 @@ def test_variance_md_states_the_protocol_and_files_are_replaced_atomically(tmp_p
     assert main(cli(out)) == 0
     text = (out / "variance.md").read_text()
     assert text.startswith("# Gradient variance of REINFORCE estimators on CartPole-v1\n")
+    assert "- env: CartPole-v1\n" in text
     assert "- policy snapshot: fresh policy (zoo network and settings of CartPole-v1, seed 5), untrained\n" in text
     assert "- batches: 2 batches of 2 complete episodes" in text and "- seed: 5 " in text
     assert "| total |" in text and "| reward_to_go |" in text
@@ -178,9 +181,21 @@ def test_variance_md_names_the_snapshot(tmp_path, capsys):
     snapshot = tmp_path / "snapshot.zip"
     REINFORCE("MlpPolicy", "CartPole-v1", seed=0).save(snapshot)
     assert main(cli(tmp_path / "a", "--model", str(snapshot))) == 0
-    assert f"- policy snapshot: {snapshot}\n" in (tmp_path / "a" / "variance.md").read_text()
+    text = (tmp_path / "a" / "variance.md").read_text()
+    digest = hashlib.sha256(snapshot.read_bytes()).hexdigest()
+    assert f"- policy snapshot: file {snapshot} (trained 0 env steps; sha256 {digest})\n" in text
+    assert "- env: CartPole-v1\n" in text and "- batches: 2 batches of 2 complete episodes" in text
+    trained = tmp_path / "trained.zip"
+    model = REINFORCE("MlpPolicy", "CartPole-v1", seed=0, n_steps=64)
+    model.learn(200)
+    model.save(trained)
+    assert main(cli(tmp_path / "t", "--model", str(trained))) == 0
+    text = (tmp_path / "t" / "variance.md").read_text()
+    assert f"- policy snapshot: file {trained} (trained {model.num_timesteps:,} env steps; sha256 " in text
+    assert model.num_timesteps >= 200
     assert main(cli(tmp_path / "b", "--train-steps", "300")) == 0
-    assert ", trained 300 env steps\n" in (tmp_path / "b" / "variance.md").read_text()
+    # the zoo entry runs 8 envs: learn(300) stops at the first multiple of 8 at or after it
+    assert ", trained 304 env steps (--train-steps 300)\n" in (tmp_path / "b" / "variance.md").read_text()
     with pytest.raises(SystemExit):
         main(cli(tmp_path / "c", "--model", str(snapshot), "--train-steps", "300"))
     assert "--train-steps trains the fresh policy" in capsys.readouterr().err

@@ -239,7 +239,7 @@ def test_make_karpathy_pong_env():
     assert env.observation_space == gym.spaces.Box(-1, 1, (6400,), np.int8)
     assert env.action_space == gym.spaces.Discrete(2)
     assert env.unwrapped._frameskip == 4
-    assert env.unwrapped.ale.getFloat("repeat_action_probability") == 0.0
+    assert env.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)  # sticky, as ALE/Pong-v5
     original = make_karpathy_pong_env(karpathy_original=True)
     assert original.unwrapped._frameskip == (2, 5)
     assert original.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)

@@ -246,3 +246,37 @@ def test_registration_and_storage_urls(tmp_path):
     if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
         assert postgres == "postgresql+psycopg2://user:secret@127.0.0.1/db"
     assert _hide_password(postgres) == postgres.replace("secret", "***")
+
+
+def test_an_env_of_gym_packages_is_known_to_the_checks(tmp_path, monkeypatch):
+    # rl_zoo3 imports --gym-packages after its parser; the zoo's env-id check ran before and refused their envs
+    module = "sb3r_test_gym_packages_envs"
+    (tmp_path / f"{module}.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register('SmallCartPole-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv', "
+        "max_episode_steps=50)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    conf = tmp_path / "small.yml"
+    conf.write_text(yaml.safe_dump({"SmallCartPole-v0": dict(load_hyperparams("reinforce", "CartPole-v1"), n_envs=1)}))
+    logs = tmp_path / "logs"
+    argv = ["--env", "SmallCartPole-v0", "--gym-packages", module, "-conf", str(conf), "-n", "100", "-f", str(logs)]
+    main(["train", *argv, "--seed", "0", "--eval-freq", "-1", "--num-threads", "1"])
+    assert (_run_dir(logs, "reinforce", "SmallCartPole-v0") / "SmallCartPole-v0.zip").is_file()
+
+
+def test_the_names_of_the_single_module_layout_stay_importable():
+    # sb3_reinforce.zoo was one module; split into one-job modules, it still exposes every name it had
+    import sb3_reinforce.zoo as zoo
+
+    names = [
+        "ReinforceExperimentManager", "SafeStoreDict", "TRUST_CODE_FLAG", "default_storage_url", "enjoy", "export_best",
+        "main", "normalize_storage_url", "optuna_storage", "parse_cli_value", "register_reinforce", "rl_zoo3_algo_path",
+        "safe_get_saved_hyperparams", "train", "validate", "zoo_patches", "_COMMANDS", "_ENV_MODULES", "_MEMORY_STORAGE",
+        "_OptunaForZoo", "_SafeYaml", "_TRUST_CODE_HELP", "_argv", "_check_zoo_arguments", "_checked_get_model_path",
+        "_differences", "_hide_password", "_import_env_modules", "_parse_literal_keys", "_report_stale_trial",
+        "_safe_vec_normalize_load", "_trust_code_flag", "_with_default_algo", "make_vec_env_from_entry", "os", "yaml",
+        "UsageError", "HyperparamsError", "StudyError", "check_hyperparams_code", "load_yaml", "trusted_code",
+    ]  # fmt: skip
+    assert [name for name in names if not hasattr(zoo, name)] == []
+    assert {"record-video", "record-training", "plot"} <= set(zoo._COMMANDS)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_reinforce.common.buffers import EpisodeRolloutBuffer
@@ -38,7 +39,7 @@ ALGORITHM_POLICY_KWARGS: dict[str, str] = {
     "action_space": "taken from the env",
     "lr_schedule": "built from the learning_rate argument",
     "value_baseline": "set from the baseline argument (baseline='value' builds the value network)",
-    "use_sde": "REINFORCE does not support gSDE (the algorithm passes use_sde=False)",
+    "use_sde": "set from REINFORCE's use_sde argument (gSDE)",
 }
 
 
@@ -144,7 +145,10 @@ def _value_problem(key: str, value: Any) -> tuple[type[Exception], str] | None:
     if key in _FLAGS and not isinstance(value, (bool, np.bool_)) and not (value is None and key in _GSDE_FLAGS):
         return TypeError, f"{key}={value!r} must be a bool"
     if key == "squash_output" and value:
-        return ValueError, "squash_output=True needs gSDE (use_sde=True), which REINFORCE does not support"
+        return ValueError, (
+            "squash_output=True (tanh-squashed gSDE actions) is not supported by REINFORCE: its Gaussian and gSDE "
+            "actions are clipped to the action space's bounds"
+        )
     if key == "log_std_init":
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             return TypeError, f"log_std_init={value!r} must be a number"
@@ -314,6 +318,66 @@ class GaeLambdaRule(NumberRule):
             raise ValueError(f"{name}={value!r} is not allowed: {problem}")
 
 
+class SdeSampleFreqRule(NumberRule):
+    """
+    ``sde_sample_freq``: an int; with ``use_sde`` True, at least 1 (steps per exploration matrix, counted from the
+    episode start). Its upper bound, the policy's ``latent_sde_dim``, is known once the policy is built:
+    :func:`check_gsde` checks it then, before any env step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(-math.inf, math.inf, integer=True)
+
+    def _sde_problem(self, value: Any, all_values: Mapping[str, Any], python: bool) -> str | None:
+        use_sde = all_values.get("use_sde")
+        if not isinstance(use_sde, (bool, np.bool_)) or not use_sde or not _is_int(value) or value >= 1:
+            return None
+        setting = "use_sde=True" if python else "use_sde: true"
+        return (
+            f"with {setting} it must be an int in [1, latent_sde_dim] (steps that share one exploration matrix, counted "
+            f"from the episode start; latent_sde_dim is the size of the policy's last layer, 64 by default): the "
+            f"likelihood of more steps than that is singular, and SB3's -1 (one matrix per rollout) has no fixed length"
+        )
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        return super().problem(value, all_values, python) or self._sde_problem(value, all_values, python)
+
+    def check(self, name: str, value: Any, all_values: Mapping[str, Any]) -> None:
+        super().check(name, value, all_values)
+        problem = self._sde_problem(value, all_values, python=True)
+        if problem is not None:
+            raise ValueError(f"{name}={value!r} is not allowed: {problem}")
+
+
+def check_gsde(use_sde: bool, sde_sample_freq: int, action_space: Any = None, latent_sde_dim: int | None = None) -> None:
+    """
+    The checks of ``use_sde`` / ``sde_sample_freq`` that need the env or the policy (the others are the rules of
+    :data:`REINFORCE_ARGUMENTS`): gSDE needs a ``Box`` action space (as SB3 says), and at most ``latent_sde_dim``
+    steps may share one exploration matrix (beyond that their joint Gaussian likelihood is singular: the actions of
+    the later steps are functions of the earlier ones, and no score-function estimator is unbiased).
+
+    :param use_sde: the ``use_sde`` argument
+    :param sde_sample_freq: the ``sde_sample_freq`` argument
+    :param action_space: the env's action space (None: not checked)
+    :param latent_sde_dim: the policy's gSDE feature size (None: not checked)
+    :raises ValueError: naming the argument, the value and what is allowed
+    """
+    if not use_sde:
+        return
+    if action_space is not None and not isinstance(action_space, spaces.Box):
+        raise ValueError(
+            f"use_sde=True is not allowed with the action space {action_space}: generalized State-Dependent Exploration "
+            "(gSDE) can only be used with continuous actions (a gymnasium.spaces.Box)"
+        )
+    if latent_sde_dim is not None and sde_sample_freq > latent_sde_dim:
+        raise ValueError(
+            f"sde_sample_freq={sde_sample_freq!r} is not allowed: with use_sde=True it must be an int in [1, "
+            f"{latent_sde_dim}] (1 to latent_sde_dim, the size of the policy's last layer): {sde_sample_freq} steps "
+            f"sharing one exploration matrix of {latent_sde_dim} rows have a singular likelihood; lower "
+            "sde_sample_freq or widen the last layer of net_arch"
+        )
+
+
 class RegistryRule(ArgumentRule):
     """
     A name of the estimator registry (:mod:`sb3_reinforce.common.estimators`), accepted by its lookup function.
@@ -455,6 +519,8 @@ REINFORCE_ARGUMENTS: dict[str, ArgumentRule] = {
     "ent_coef": NumberRule(-math.inf, math.inf),
     "vf_coef": NumberRule(0.0, math.inf),
     "max_grad_norm": NumberRule(0.0, math.inf, low_open=True, optional=True),
+    "use_sde": BoolRule(),
+    "sde_sample_freq": SdeSampleFreqRule(),
     "rollout_buffer_class": SubclassRule(
         EpisodeRolloutBuffer, "SB3's RolloutBuffer cuts episodes at n_steps, Monte-Carlo returns need them whole", True
     ),

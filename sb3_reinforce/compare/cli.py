@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
 from sb3_reinforce.common.estimators import variant_grammar
 from sb3_reinforce.common.safety import UsageError, check_env_id, check_input_file
+from sb3_reinforce.compare import ray_backend
 from sb3_reinforce.compare.report import write_report
 from sb3_reinforce.compare.runs import ProtocolMismatchError, run_comparison
 from sb3_reinforce.compare.specs import AlgoSpec, AlgoSpecError, parse_algo_spec
+from sb3_reinforce.compare.training import DEFAULT_CHECKPOINT_MINUTES
 
-__all__ = ["build_parser", "main"]
+__all__ = ["HelpFormatter", "build_parser", "main"]
+
+#: The step budget when neither --timesteps nor --minutes is given.
+DEFAULT_TIMESTEPS = 100_000
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` shows every option's default (``(default: ...)``) and keeps the description's line breaks."""
 
 
 def _algo_type(token: str) -> AlgoSpec:
@@ -29,29 +39,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sb3-reinforce-compare",
         description=package.__doc__.split("\n\n")[0].strip() + " Sub-command 'variance': gradient-variance diagnostic.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
-            "--algos syntax: <algo> (rl_zoo3 name or reinforce, zoo settings) or "
-            f"reinforce[:<return_mode>][+<baseline>][+norm|+nonorm]: {variant_grammar().split(', ', 1)[1]}; "
+            "--algos syntax: <algo>[@<env id>] (rl_zoo3 name or reinforce, zoo settings) or "
+            f"reinforce[:<return_mode>][+<baseline>][+norm|+nonorm][@<env id>]: {variant_grammar().split(', ', 1)[1]}; "
+            "@<env id> trains the row on another env, scored by --env's protocol (ppo@ALE/Pong-v5: rl-zoo's Atari "
+            "PPO next to --env KarpathyPong-v0's reinforce and ppo rows); "
             "e.g. reinforce:total reinforce:reward_to_go+value reinforce:total+mean+norm reinforce+time ppo a2c"
         ),
     )
     parser.add_argument("--env", default="CartPole-v1", help="environment id")
     parser.add_argument("--algos", nargs="+", type=_algo_type, default=["reinforce", "ppo", "a2c"], help="rows")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
-    parser.add_argument("--timesteps", type=int, default=100_000, help="env steps per run")
+    parser.add_argument(
+        "--timesteps",
+        type=int,
+        default=None,
+        help=f"env steps per run (None: {DEFAULT_TIMESTEPS:,}; with --minutes: the zoo entry's n_timesteps, "
+        "which is also the horizon of its lin_ schedules)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget of each run: train until that many minutes of its own training time (evaluations "
+        "not counted) have passed, or --timesteps, whichever comes first (None: steps only)",
+    )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=DEFAULT_CHECKPOINT_MINUTES,
+        help="training minutes between two checkpoints of a run; a killed comparison started again resumes each "
+        "unfinished run from its last checkpoint",
+    )
     parser.add_argument("--out", default="runs/compare", help="output folder")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel processes")
     parser.add_argument("--eval-freq", type=int, default=5000, help="evaluate every that many env steps")
-    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
-    parser.add_argument("--threshold", type=float, default=None, help="return threshold (default: env's)")
-    parser.add_argument("--conf-file", default=None, help="REINFORCE hyperparameter file (default: the package's)")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=10, help="episodes per evaluation (KarpathyPong-v0: games per policy, >= 10)"
+    )
+    parser.add_argument("--threshold", type=float, default=None, help="return threshold (None: the env's reward_threshold)")
+    parser.add_argument("--conf-file", default=None, help="REINFORCE hyperparameter file (None: the package's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--rerun-changed",
         action="store_true",
-        help="redo the finished runs in --out made with another protocol (default: refuse, naming what differs)",
+        help="redo the finished runs in --out made with another protocol (without it: refuse, naming what differs)",
     )
+    ray_backend.add_arguments(parser)  # --ray-address, --ray-cpus-per-task
     return parser
 
 
@@ -70,35 +105,58 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return variance_main(argv[1:])
     args = build_parser().parse_args(argv)
+    specs = [spec if isinstance(spec, AlgoSpec) else parse_algo_spec(spec) for spec in args.algos]
     try:
         # User mistakes: one line and status 2 before anything runs
         check_env_id(args.env)
+        for spec in specs:
+            if spec.env_id is not None:
+                try:
+                    check_env_id(spec.env_id)
+                except UsageError as error:
+                    raise UsageError(f"--algos {spec.label!r}: {str(error).removeprefix('--env ')}") from None
         if args.conf_file is not None:
             check_input_file(args.conf_file, "--conf-file")
+        for option, value in (("--minutes", args.minutes), ("--checkpoint-minutes", args.checkpoint_minutes)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UsageError(f"{option} {value:g}: must be a finite number of minutes > 0")
+        from sb3_reinforce.compare.pong import is_pong
+        from sb3_reinforce.pong.evaluation import MIN_EVAL_GAMES
+
+        if is_pong(args.env) and args.eval_episodes < MIN_EVAL_GAMES:
+            raise UsageError(f"--eval-episodes {args.eval_episodes}: the Pong protocol plays at least {MIN_EVAL_GAMES} games")
+        if args.timesteps is not None and args.timesteps < 1:
+            raise UsageError(f"--timesteps {args.timesteps}: must be >= 1")
+        ray_runner = ray_backend.runner_from_args(args)  # --ray-address: connected to the cluster (else None)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    specs = [spec if isinstance(spec, AlgoSpec) else parse_algo_spec(spec) for spec in args.algos]
+    timesteps = DEFAULT_TIMESTEPS if args.timesteps is None and args.minutes is None else args.timesteps
     labels = [spec.label for spec in specs]
     if len(set(labels)) != len(labels):
         raise SystemExit(f"--algos: duplicate rows {labels}")
-    try:
-        results = run_comparison(
-            args.env,
-            specs,
-            list(range(args.seeds)),
-            args.timesteps,
-            args.out,
-            eval_freq=args.eval_freq,
-            eval_episodes=args.eval_episodes,
-            n_jobs=args.n_jobs,
-            hyperparams_path=args.conf_file,
-            progress=not args.no_progress,
-            rerun_changed=args.rerun_changed,
-        )
-    except ProtocolMismatchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with ray_backend.running(ray_runner):  # --ray-address: the runs are Ray tasks
+        try:
+            results = run_comparison(
+                args.env,
+                specs,
+                list(range(args.seeds)),
+                timesteps,
+                args.out,
+                eval_freq=args.eval_freq,
+                eval_episodes=args.eval_episodes,
+                n_jobs=args.n_jobs,
+                hyperparams_path=args.conf_file,
+                progress=not args.no_progress,
+                rerun_changed=args.rerun_changed,
+                minutes=args.minutes,
+                checkpoint_minutes=args.checkpoint_minutes,
+            )
+        except ProtocolMismatchError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     markdown, _ = write_report(args.env, results, args.out, args.threshold)
+    if ray_runner is not None:  # how many runs Ray retried, on which nodes
+        markdown = ray_runner.add_to_summary(args.out, markdown)
     print(markdown)
     return 0

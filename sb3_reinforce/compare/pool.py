@@ -7,6 +7,7 @@ dead parent reparents the worker). SIGTERM to the parent kills the workers, then
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import multiprocessing
 import os
@@ -18,7 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-__all__ = ["run_in_workers"]
+__all__ = ["remote_runner", "run_in_workers"]
+
+#: While set, run_in_workers hands its jobs to it instead (``--ray-address``: compare/ray_backend.py)
+remote_runner: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar("remote_runner", default=None)
 
 
 def _kill_self() -> None:
@@ -84,6 +88,10 @@ def run_in_workers(
     :param on_start: called with a job before it runs in this process (``n_jobs`` <= 1 only)
     :param on_done: called with a job and its result once it has finished
     """
+    runner = remote_runner.get()
+    if runner is not None:  # --ray-address: every job is a Ray task (compare/ray_backend.py)
+        runner(function, jobs, on_start=on_start, on_done=on_done)
+        return
     if n_jobs <= 1:
         for job in jobs:
             if on_start is not None:

@@ -35,6 +35,7 @@ __all__ = [
     "run_csv_path",
     "run_protocol",
     "run_record_path",
+    "run_timesteps",
     "write_curve",
     "write_record",
 ]
@@ -60,7 +61,20 @@ class RunFileError(ValueError):
 #: Packages whose versions every run records (``None`` when not installed).
 VERSION_PACKAGES = ("sb3_reinforce", "stable_baselines3", "torch", "gymnasium", "rl_zoo3", "numpy")
 #: Fields of the protocol that must be equal for a finished run to be reused (versions are only reported).
-PROTOCOL_FIELDS = ("env_id", "algo", "seed", "timesteps", "eval_freq", "eval_episodes", "hyperparams_sha256")
+#: ``minutes`` (the wall-clock budget), ``train_env_id`` (a row trained on another env, ``<algo>@<env id>``) and
+#: ``evaluation`` (``"pong"``: the Pong protocol) are only recorded when they apply.
+PROTOCOL_FIELDS = (
+    "env_id",
+    "train_env_id",
+    "algo",
+    "seed",
+    "timesteps",
+    "minutes",
+    "eval_freq",
+    "eval_episodes",
+    "evaluation",
+    "hyperparams_sha256",
+)
 RECORD_FORMAT = 1
 
 
@@ -86,10 +100,15 @@ def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = No
     :param hyperparams_path: REINFORCE hyperparameter file (other algorithms always use rl_zoo3's own)
     :return: ``(entry, file it was read from)``
     """
+    from sb3_reinforce.compare.pong import pong_entry
     from sb3_reinforce.hyperparams import default_hyperparams_path, load_hyperparams
 
+    train_env = spec.train_env_id(env_id)
+    given = pong_entry(spec.algo, env_id, train_env)
+    if given is not None:
+        return given
     path = Path(hyperparams_path) if hyperparams_path is not None and spec.algo == "reinforce" else None
-    entry = load_hyperparams(spec.algo, env_id, path=path)
+    entry = load_hyperparams(spec.algo, train_env, path=path)
     entry.update(spec.overrides)
     if spec.algo == "reinforce" and entry.get("baseline") != "value":
         entry.pop("gae_lambda", None)  # GAE needs the value baseline
@@ -111,25 +130,36 @@ def run_protocol(
     eval_freq: int,
     eval_episodes: int,
     hyperparams_path: str | None = None,
+    minutes: float | None = None,
 ) -> dict[str, Any]:
     """
     The protocol of one run, as recorded in its sidecar: the :data:`PROTOCOL_FIELDS` under ``"protocol"``, and the
     entry itself, the file it came from and the package versions beside them.
 
+    :param timesteps: the step budget (None: the entry's ``n_timesteps``, see :func:`run_timesteps`)
+    :param minutes: the wall-clock budget of training, in minutes (None: none)
     :return: the record (without the ``status`` and ``result`` parts)
     """
+    from sb3_reinforce.compare.pong import is_pong
     from sb3_reinforce.hyperparams import to_yaml_data
 
     entry, path = resolve_entry(spec, env_id, hyperparams_path)
-    protocol = dict(
+    protocol: dict[str, Any] = dict(
         env_id=env_id,
         algo=dict(label=spec.label, algo=spec.algo, overrides=dict(sorted(spec.overrides.items()))),
         seed=int(seed),
-        timesteps=int(timesteps),
+        timesteps=run_timesteps(entry, timesteps),
         eval_freq=int(eval_freq),
         eval_episodes=int(eval_episodes),
         hyperparams_sha256=hyperparams_sha256(entry),
     )
+    # Recorded only when they apply: the records of runs made before they existed stay valid
+    if minutes is not None:
+        protocol["minutes"] = float(minutes)
+    if spec.train_env_id(env_id) != env_id:
+        protocol["train_env_id"] = spec.train_env_id(env_id)
+    if is_pong(env_id):
+        protocol["evaluation"] = "pong"
     return dict(
         format=RECORD_FORMAT,
         protocol=protocol,
@@ -137,6 +167,18 @@ def run_protocol(
         hyperparams=to_yaml_data(entry),
         versions=package_versions(),
     )
+
+
+def run_timesteps(entry: dict[str, Any], timesteps: int | None) -> int:
+    """
+    The step budget of a run: ``timesteps``, or when None (a run with a wall-clock budget only) the entry's
+    ``n_timesteps``, which is also the horizon of its ``lin_`` schedules.
+    """
+    if timesteps is not None:
+        return int(timesteps)
+    if "n_timesteps" not in entry:
+        raise ValueError("the entry has no n_timesteps: give --timesteps with --minutes")
+    return int(float(entry["n_timesteps"]))
 
 
 def _differences(
@@ -251,8 +293,12 @@ def load_run(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[
     if hashlib.sha256(data).hexdigest() != result["csv_sha256"]:
         raise RunFileError(f"{path} does not match {record_path.name} (sha256 differs: the CSV was changed or damaged)")
     final, timesteps = curve["timesteps"][-1], record["protocol"].get("timesteps")
-    if final != result["final_step"] or not isinstance(timesteps, int) or final < timesteps:
-        raise RunFileError(f"{path}: last step {final:g} is not the recorded final step {result['final_step']} >= {timesteps}")
+    minutes = record["protocol"].get("minutes")
+    # A run ends at its step budget or, with a wall-clock budget, once that much training time has passed
+    out_of_time = isinstance(minutes, (int, float)) and curve["wall_s"][-1] >= 60.0 * minutes
+    if final != result["final_step"] or not isinstance(timesteps, int) or (final < timesteps and not out_of_time):
+        budget = f">= {timesteps}" + (f" or {minutes:g} min of training" if minutes is not None else "")
+        raise RunFileError(f"{path}: last step {final:g} is not the recorded final step {result['final_step']} {budget}")
     return curve, record
 
 

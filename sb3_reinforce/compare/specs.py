@@ -1,4 +1,9 @@
-"""The rows of a comparison: ``--algos`` tokens, ``<algo>`` or ``reinforce[:<return_mode>][+<baseline>][+norm|+nonorm]``."""
+"""
+The rows of a comparison: ``--algos`` tokens, ``<algo>[@<env id>]`` or
+``reinforce[:<return_mode>][+<baseline>][+norm|+nonorm][@<env id>]``. ``@<env id>`` trains the row on another env
+than ``--env`` (e.g. ``ppo@ALE/Pong-v5``: rl-zoo's Atari PPO next to the ``KarpathyPong-v0`` rows); every row is
+evaluated with the protocol of ``--env``.
+"""
 
 from __future__ import annotations
 
@@ -23,21 +28,27 @@ class AlgoSpec:
     :param algo: ``"reinforce"`` or an rl_zoo3 algorithm name
     :param overrides: hyperparameters replacing the zoo entry's (``return_mode``, ``baseline``,
         ``normalize_advantage``)
+    :param env_id: the env this row trains on (None: the comparison's ``--env``)
     """
 
     label: str
     algo: str
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    env_id: str | None = None
 
     @property
     def file_label(self) -> str:
-        """The label as it appears in file names (no ``:`` nor ``+``)."""
-        return self.label.replace(":", "-").replace("+", "_")
+        """The label as it appears in file names (no ``:``, ``+`` nor ``/``)."""
+        return self.label.replace(":", "-").replace("+", "_").replace("/", "-")
+
+    def train_env_id(self, env_id: str) -> str:
+        """The env this row trains on, in a comparison on ``env_id``."""
+        return self.env_id or env_id
 
 
 def parse_algo_spec(token: str) -> AlgoSpec:
     """
-    Parse ``reinforce[:<return_mode>][+<baseline>][+norm|+nonorm]`` or a plain algorithm name.
+    Parse ``reinforce[:<return_mode>][+<baseline>][+norm|+nonorm][@<env id>]`` or ``<algo>[@<env id>]``.
 
     :param token: the ``--algos`` token
     :return: the spec
@@ -46,7 +57,11 @@ def parse_algo_spec(token: str) -> AlgoSpec:
     from rl_zoo3 import ALGOS
 
     text = token.strip()
-    head, *mods = text.split("+")
+    body, at, row_env = text.partition("@")
+    if at and not row_env.strip():
+        raise AlgoSpecError(f"{token!r}: '@' must be followed by an env id, e.g. ppo@ALE/Pong-v5")
+    env_id = row_env.strip() or None
+    head, *mods = body.split("+")
     algo, sep, mode = head.partition(":")
     algo = algo.lower()
     if algo != "reinforce":
@@ -57,11 +72,11 @@ def parse_algo_spec(token: str) -> AlgoSpec:
             )
         if algo not in ALGOS:
             raise AlgoSpecError(f"{token!r}: unknown algorithm {algo!r}; use reinforce or one of {', '.join(sorted(ALGOS))}")
-        return AlgoSpec(label=algo, algo=algo)
+        return AlgoSpec(label=algo + (f"@{env_id}" if env_id else ""), algo=algo, env_id=env_id)
     if sep and not mode:
         raise AlgoSpecError(f"{token!r}: ':' must be followed by a return mode ({', '.join(RETURN_MODES)})")
     try:
         overrides = parse_estimator_variant("+".join([mode, *mods]))
     except ValueError as error:
         raise AlgoSpecError(f"{token!r}: {str(error).split(': ', 1)[1]}") from error
-    return AlgoSpec(label=text, algo="reinforce", overrides=overrides)
+    return AlgoSpec(label=text, algo="reinforce", overrides=overrides, env_id=env_id)

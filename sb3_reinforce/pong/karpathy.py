@@ -24,7 +24,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_reinforce.common.buffers import TernaryPackedRolloutBuffer
+from sb3_reinforce.common.buffers import SparseTernaryRolloutBuffer, flat_nonzero
 from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 from sb3_reinforce.reinforce.policies import REINFORCEPolicy
 from sb3_reinforce.reinforce.reinforce import REINFORCE
@@ -59,9 +59,14 @@ class SparseInputLinear(nn.Module):
     rounding) at a few percent of its cost, forward and backward, and integer inputs are never converted to a
     dense float array.
 
+    Inputs: a dense ``(batch, in_features)`` tensor (on the CPU, 1-byte integer inputs are scanned for non-zeros
+    by :func:`sb3_reinforce.common.buffers.flat_nonzero`, faster than ``torch.nonzero``), or a sparse CSR tensor
+    of that shape (as :meth:`sb3_reinforce.common.buffers.SparseTernaryObservations.sparse_tensor` gives), whose
+    rows are the bags as they are: nothing is made dense. Both give the same sums in the same order.
+
     :param in_features: size of each input
     :param out_features: size of each output
-    :param max_density: above this fraction of non-zero inputs the dense product is used
+    :param max_density: above this fraction of non-zero inputs the dense product is used (dense inputs only)
     """
 
     def __init__(self, in_features: int, out_features: int, max_density: float = 0.1):
@@ -70,13 +75,35 @@ class SparseInputLinear(nn.Module):
         self.weight = nn.Parameter(th.empty(in_features, out_features))
 
     def forward(self, inputs: th.Tensor) -> th.Tensor:
+        if inputs.layout == th.sparse_csr:
+            return self._bags(inputs.col_indices(), inputs.crow_indices(), inputs.values())
+        if inputs.device.type == "cpu" and inputs.dtype in (th.int8, th.uint8, th.bool) and inputs.shape[0] > 0:
+            array = inputs.numpy()
+            flat = flat_nonzero(array)
+            if len(flat) > self.max_density * inputs.numel():
+                return inputs.to(self.weight.dtype) @ self.weight
+            rows = flat // inputs.shape[1]
+            offsets = np.zeros(inputs.shape[0] + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=inputs.shape[0]), out=offsets[1:])
+            values = th.from_numpy(array.reshape(-1)[flat])
+            return self._bags(th.from_numpy(flat - rows * inputs.shape[1]), th.from_numpy(offsets), values)
         rows, cols = inputs.nonzero(as_tuple=True)  # row-major order: rows come sorted
         if rows.numel() > self.max_density * inputs.numel():
             return inputs.to(self.weight.dtype) @ self.weight
-        counts = th.bincount(rows, minlength=inputs.shape[0])
-        values = inputs[rows, cols].to(self.weight.dtype)
-        # One bag per observation: sum over its non-zero inputs j of x_j * weight[j]
-        return F.embedding_bag(cols, self.weight, th.cumsum(counts, 0) - counts, mode="sum", per_sample_weights=values)
+        offsets = th.zeros(inputs.shape[0] + 1, dtype=th.long, device=inputs.device)
+        th.cumsum(th.bincount(rows, minlength=inputs.shape[0]), 0, out=offsets[1:])
+        return self._bags(cols, offsets, inputs[rows, cols])
+
+    def _bags(self, columns: th.Tensor, offsets: th.Tensor, values: th.Tensor) -> th.Tensor:
+        # One bag per observation: sum over its non-zero inputs j of x_j * weight[j] (offsets: n_rows + 1 of them)
+        return F.embedding_bag(
+            columns.to(self.weight.device),
+            self.weight,
+            offsets.to(self.weight.device),
+            mode="sum",
+            per_sample_weights=values.to(self.weight.device, self.weight.dtype),
+            include_last_offset=True,
+        )
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, max_density={self.max_density}"
@@ -89,8 +116,9 @@ class KarpathyPolicy(REINFORCEPolicy):
 
     With a ``Discrete(2)`` action space and ``single_logit=True`` (default) the output layer has one unit whose
     logit ``z`` gives ``P(action 0) = sigmoid(z)`` (the original's ``P(UP)``); otherwise the output layer has one
-    logit per action (a softmax, ``n_hidden * n_actions`` weights). No critic: use it with ``baseline`` other
-    than ``"value"``.
+    logit per action (a softmax, ``n_hidden * n_actions`` weights). With ``baseline="value"`` (the algorithm sets
+    ``value_baseline``) a linear value head ``V(s) = w . hidden + b`` reads the same hidden layer (one extra layer of
+    ``n_hidden + 1`` parameters, trained with ``vf_coef`` times the value loss); otherwise there is no critic.
 
     :param observation_space: Observation space (a flat ``Box``, e.g. the 6400 difference-frame values)
     :param action_space: Action space (``Discrete``)
@@ -100,6 +128,8 @@ class KarpathyPolicy(REINFORCEPolicy):
     :param kwargs: other ``REINFORCEPolicy`` arguments (``optimizer_class``, ``optimizer_kwargs``, ...)
     """
 
+    #: Training batches may come as sparse CSR tensors (``SparseTernaryRolloutBuffer``): see :meth:`hidden`
+    sparse_observations = True
     policy_set_kwargs = ("net_arch", "activation_fn", "ortho_init")  # set below: REINFORCE rejects them in policy_kwargs
 
     def __init__(
@@ -113,8 +143,6 @@ class KarpathyPolicy(REINFORCEPolicy):
     ):
         if not isinstance(action_space, spaces.Discrete):
             raise TypeError(f"KarpathyPolicy needs a Discrete action space, got {action_space}")
-        if kwargs.get("value_baseline", False):
-            raise ValueError("KarpathyPolicy has no value network: use a baseline other than 'value'")
         self.n_hidden = int(n_hidden)
         self.single_logit = bool(single_logit) and int(action_space.n) == 2
         kwargs.setdefault("optimizer_class", th.optim.RMSprop)
@@ -136,6 +164,10 @@ class KarpathyPolicy(REINFORCEPolicy):
         n_inputs = self.features_dim
         # Replace SB3's biased layers by bias-free ones
         self.mlp_extractor.policy_net = nn.Sequential(SparseInputLinear(n_inputs, self.n_hidden), nn.ReLU())
+        if self.value_baseline:
+            # The value head reads the shared hidden layer: drop SB3's separate dense critic layers
+            self.mlp_extractor.value_net = nn.Identity()
+            self.value_net = nn.Linear(self.n_hidden, 1)
         if self.single_logit:
             self.action_net = SingleLogit(self.n_hidden)
         else:
@@ -148,19 +180,34 @@ class KarpathyPolicy(REINFORCEPolicy):
         The hidden ReLU layer on the flattened observations (as they come: a sparse ``int8`` difference frame is
         never converted to a dense float array, see :class:`SparseInputLinear`).
 
-        :param obs: observations, shape ``(batch, ...)``
+        :param obs: observations, shape ``(batch, ...)``, or a sparse CSR tensor of flattened observations
+            ``(batch, n_inputs)`` (a training batch of ``SparseTernaryRolloutBuffer``)
         :return: hidden activations, shape ``(batch, n_hidden)``
         """
-        return self.mlp_extractor.policy_net(obs.reshape(obs.shape[0], -1))  # type: ignore[union-attr]
+        if obs.layout != th.sparse_csr:  # a sparse batch is already flat
+            obs = obs.reshape(obs.shape[0], -1)
+        return self.mlp_extractor.policy_net(obs)  # type: ignore[union-attr]
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         latent_pi = self.hidden(obs)
         return self.distribution_from_params(self.action_net(latent_pi), latent_pi)
 
-    def evaluate(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[None, th.Tensor, th.Tensor | None, th.Tensor]:
-        action_params = self.action_net(self.hidden(obs))
+    def evaluate(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor | None, th.Tensor, th.Tensor | None, th.Tensor]:
+        hidden = self.hidden(obs)
+        action_params = self.action_net(hidden)
         distribution = self.distribution_from_params(action_params)
-        return None, distribution.log_prob(actions), distribution.entropy(), action_params
+        values = self.value_net(hidden).flatten() if self.value_baseline else None
+        return values, distribution.log_prob(actions), distribution.entropy(), action_params
+
+    def predict_values(self, obs: PyTorchObs) -> th.Tensor:
+        if not self.value_baseline:
+            return super().predict_values(obs)  # raises: no value network
+        return self.value_net(self.hidden(obs))
+
+    def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        actions, log_prob = self.act(obs, deterministic)
+        values = self.predict_values(obs) if self.value_baseline else th.zeros_like(log_prob).unsqueeze(-1)
+        return actions, values, log_prob
 
     def act(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -197,7 +244,7 @@ KARPATHY_HYPERPARAMS: dict[str, Any] = dict(
     reset_on_reward=True,
     ent_coef=0.0,
     max_grad_norm=None,
-    rollout_buffer_class=TernaryPackedRolloutBuffer,
+    rollout_buffer_class=SparseTernaryRolloutBuffer,
 )
 """REINFORCE arguments of the 2016 original agent. :func:`karpathy_pong` uses the tuned ``KarpathyPong-v0`` entry
 of the zoo file instead; ``karpathy_pong(**KARPATHY_HYPERPARAMS)`` gives the original."""
@@ -212,16 +259,21 @@ def karpathy_pong(
     """
     Karpathy's Pong agent, ready to ``learn``: :class:`KarpathyPolicy` with the hyperparameters of the
     ``KarpathyPong-v0`` entry of ``zoo_hyperparams/reinforce.yml`` (the tuned values; the zoo trains the same
-    agent) on ``make_pong_vec_env(n_envs, seed, **env_kwargs)``.
+    agent) on ``make_pong_vec_env(n_envs, seed, **env_kwargs)``: sticky actions with probability 0.25 (the
+    entry's ``env_kwargs``, as ``ALE/Pong-v5``); ``env_kwargs=dict(repeat_action_probability=0.0)`` trains on
+    the deterministic emulator, where the agent can learn the emulator instead of the game.
 
     .. code-block:: python
 
+        from sb3_reinforce.pong import evaluate_pong
         from sb3_reinforce.pong.karpathy import karpathy_pong
 
         model = karpathy_pong(seed=0).learn(2_000_000, progress_bar=True)
+        print(evaluate_pong(model).format())  # held-out seeds, sticky actions, greedy and stochastic
 
     :param n_envs: number of Pong games played in parallel (None: the zoo entry's ``n_envs``)
-    :param seed: seed of the games and of the network
+    :param seed: seed of the games (game ``i`` gets ``seed + i``; keep it below ``PONG_EVAL_SEED_BASE = 2**30``,
+        the held-out evaluation seeds) and of the network
     :param env_kwargs: arguments of :func:`sb3_reinforce.pong.make_pong_vec_env`, added to the zoo entry's
     :param overrides: REINFORCE arguments replacing the zoo entry's (e.g. ``n_episodes=10``, ``verbose=1``,
         ``device="cpu"``; ``**KARPATHY_HYPERPARAMS`` for the 2016 original)

@@ -2,10 +2,12 @@
 Environment ids registered by this package.
 
 ``KarpathyPong-v0`` is the environment of Karpathy's "Pong from Pixels" agent: Atari Pong with int8 difference
-frames of 6400 values and the actions UP/DOWN. ``gymnasium.make("KarpathyPong-v0")`` gives one game through the
-gymnasium wrapper chain (:func:`sb3_reinforce.pong.wrappers.make_karpathy_pong_env`); the zoo and the tools build
-N games on ale-py's native vector environment instead (:func:`sb3_reinforce.pong.make_pong_vec_env`): the same
-observations, several times faster.
+frames of 6400 values and the actions UP/DOWN, on the emulator of ``ALE/Pong-v5`` (frameskip 4, sticky actions with
+probability 0.25). ``gymnasium.make("KarpathyPong-v0")`` gives one game through the gymnasium wrapper chain
+(:func:`sb3_reinforce.pong.wrappers.make_karpathy_pong_env`); the zoo and the tools build N games on ale-py's native
+vector environment instead (:func:`sb3_reinforce.pong.make_pong_vec_env`): the same observations and emulator
+settings, several times faster. ``gymnasium.make("KarpathyPong-v0", repeat_action_probability=0.0)`` is the
+deterministic emulator.
 """
 
 import gymnasium as gym
@@ -18,4 +20,9 @@ KARPATHY_PONG_ID = "KarpathyPong-v0"
 def register_envs() -> None:
     """Register ``KarpathyPong-v0`` with gymnasium (idempotent; done when ``sb3_reinforce`` is imported)."""
     if KARPATHY_PONG_ID not in gym.registry:
-        gym.register(KARPATHY_PONG_ID, entry_point="sb3_reinforce.pong.wrappers:make_karpathy_pong_env")
+        # The sticky actions are in the spec (gymnasium.spec(...).kwargs, env.spec), as ALE/Pong-v5 records them
+        gym.register(
+            KARPATHY_PONG_ID,
+            entry_point="sb3_reinforce.pong.wrappers:make_karpathy_pong_env",
+            kwargs={"repeat_action_probability": 0.25},
+        )

@@ -13,7 +13,7 @@ numpy, by the functions of :mod:`sb3_reinforce.pong.preprocessing` that the gymn
 are ``int8`` difference frames (``Box(-1, 1, (6400,), int8)``), actions ``Discrete(2)`` (0 = UP, 1 = DOWN). The
 observations are identical to those of the gymnasium chain :func:`sb3_reinforce.pong.wrappers.make_karpathy_pong_env`
 (``ALE/Pong-v5`` + ``KarpathyPreprocess`` + ``DifferenceFrame`` + ``PongUpDown``) with the same emulator settings
-and actions.
+and actions. Both default to sticky actions (``repeat_action_probability=0.25``, the ``ALE/Pong-v5`` setting).
 """
 
 import math
@@ -60,7 +60,7 @@ class PongVecEnv(VecEnv):
     :param n_envs: number of Pong games
     :param frameskip: emulator frames per step (the action is repeated)
     :param repeat_action_probability: probability, at each emulator frame, of repeating the previous action
-        instead of the chosen one (sticky actions)
+        instead of the chosen one (sticky actions; 0.25 as ``ALE/Pong-v5``, 0.0 for a deterministic emulator)
     :param max_num_frames_per_episode: emulator frames after which an episode is truncated
     :param num_threads: native threads stepping the emulators (0: ale-py's default)
     :param thread_affinity_offset: first CPU core to pin the threads to (-1: no pinning)
@@ -84,7 +84,7 @@ class PongVecEnv(VecEnv):
         self,
         n_envs: int = 8,
         frameskip: int = 4,
-        repeat_action_probability: float = 0.0,
+        repeat_action_probability: float = 0.25,
         max_num_frames_per_episode: int = 108_000,
         num_threads: int = 0,
         thread_affinity_offset: int = -1,
@@ -309,7 +309,7 @@ def make_pong_vec_env(
     n_envs: int = 8,
     seed: int | None = None,
     frameskip: int | None = None,
-    repeat_action_probability: float | None = None,
+    repeat_action_probability: float = 0.25,
     karpathy_original: bool = False,
     max_num_frames_per_episode: int = 108_000,
     num_threads: int = 0,
@@ -327,28 +327,34 @@ def make_pong_vec_env(
     Emulator settings (those of gymnasium's ``ALE/Pong-v5`` unless noted):
 
     - ``frameskip=4``: each action is repeated for 4 emulator frames;
-    - ``repeat_action_probability=0.0``: no sticky actions. ``ALE/Pong-v5`` uses 0.25 (at each frame the
-      previous action is repeated with probability 0.25) to make the game stochastic; without it the agent
-      controls its paddle exactly and learns faster, like Karpathy's agent did before sticky actions existed;
+    - ``repeat_action_probability=0.25``: sticky actions, as ``ALE/Pong-v5`` (Machado et al. 2018): at each
+      emulator frame the previous action is repeated instead of the chosen one with probability 0.25, which
+      makes the game stochastic. ``repeat_action_probability=0.0`` is the deterministic emulator: the same
+      actions always give the same game, so an agent can learn a sequence of moves that beats this emulator
+      (the emulator instead of the game) and lose under sticky actions; the README's Pong section measures it.
+      Pong is scored under sticky actions either way (:func:`sb3_reinforce.pong.evaluate_pong`);
     - full episodes: a game ends when one player reaches 21 points (about 1,000 steps for a random agent at
       frameskip 4, several times more for a good one), no episodic life, no reward clipping (rewards are
-      -1, 0 or +1), no random no-ops or FIRE at reset (Pong is then deterministic without sticky actions);
+      -1, 0 or +1), no random no-ops or FIRE at reset (the sticky actions are then the only randomness);
     - ``max_num_frames_per_episode=108_000``: an episode is truncated after 108,000 emulator frames (30 minutes
       of play, 27,000 steps at frameskip 4), as in ``ALE/Pong-v5``;
     - minimal action set, of which only RIGHT (paddle up) and LEFT (paddle down) are used.
 
     ``karpathy_original=True`` gets as close as ale-py's vector environment allows to the 2016 ``Pong-v0``
-    Karpathy trained on: sticky actions 0.25 and a frameskip of 3. ``Pong-v0`` draws a random frameskip of
+    Karpathy trained on: a frameskip of 3 (and sticky actions 0.25, the default). ``Pong-v0`` draws a random frameskip of
     2, 3 or 4 at every step, which ``AtariVectorEnv`` does not support (its frameskip is a fixed int for all
     environments); 3 is the mean of that draw. For the exact ``Pong-v0`` emulator use the slower gymnasium chain
-    ``sb3_reinforce.pong.wrappers.make_karpathy_pong_env(karpathy_original=True)``. Explicit ``frameskip`` or
-    ``repeat_action_probability`` values take precedence.
+    ``sb3_reinforce.pong.wrappers.make_karpathy_pong_env(karpathy_original=True)``. An explicit ``frameskip``
+    takes precedence.
 
     :param n_envs: number of Pong games played in parallel
     :param seed: seed of the first game (game ``i`` gets ``seed + i``), used at the first ``reset()``;
-        it matters only with sticky actions
+        it draws the sticky actions (with ``repeat_action_probability=0`` the games do not depend on it). Seeds
+        from ``PONG_EVAL_SEED_BASE = 2**30`` on are the held-out evaluation seeds of
+        :func:`sb3_reinforce.pong.evaluate_pong`: train below them
     :param frameskip: emulator frames per step; default 4 (3 with ``karpathy_original``)
-    :param repeat_action_probability: sticky-action probability; default 0.0 (0.25 with ``karpathy_original``)
+    :param repeat_action_probability: sticky-action probability: 0.25 (``ALE/Pong-v5``), or 0.0 for the
+        deterministic emulator described above
     :param karpathy_original: use the ``Pong-v0``-like settings described above
     :param max_num_frames_per_episode: emulator frames after which an episode is truncated
     :param num_threads: native threads stepping the emulators (0: ale-py's default)
@@ -366,8 +372,6 @@ def make_pong_vec_env(
         raise ValueError(f"info_keywords must be a tuple of keys from {PongVecEnv.INFO_KEYS}, got {info_keywords!r}")
     if frameskip is None:
         frameskip = 3 if karpathy_original else 4
-    if repeat_action_probability is None:
-        repeat_action_probability = 0.25 if karpathy_original else 0.0
     # PongVecEnv's arguments, in its order
     emulator = (frameskip, repeat_action_probability, max_num_frames_per_episode)
     venv = PongVecEnv(n_envs, *emulator, num_threads, thread_affinity_offset)

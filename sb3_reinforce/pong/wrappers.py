@@ -214,7 +214,7 @@ def wrap_karpathy_pong(env: gym.Env, difference: bool = True, up_down: bool = Tr
 
         from stable_baselines3.common.env_util import make_vec_env
         venv = make_vec_env("ALE/Pong-v5", n_envs=4, wrapper_class=wrap_karpathy_pong,
-                            env_kwargs=dict(frameskip=4, repeat_action_probability=0.0))
+                            env_kwargs=dict(frameskip=4, repeat_action_probability=0.25))
 
     :param env: ALE Pong env with RGB observations
     :param difference: give difference frames (:class:`DifferenceFrame`); ``False`` leaves preprocessed frames,
@@ -232,7 +232,7 @@ def wrap_karpathy_pong(env: gym.Env, difference: bool = True, up_down: bool = Tr
 
 def make_karpathy_pong_env(
     frameskip: int | tuple[int, int] | None = None,
-    repeat_action_probability: float | None = None,
+    repeat_action_probability: float = 0.25,
     karpathy_original: bool = False,
     max_num_frames_per_episode: int = 108_000,
     render_mode: str | None = None,
@@ -243,10 +243,13 @@ def make_karpathy_pong_env(
     """
     Make ``ALE/Pong-v5`` wrapped as the environment of Karpathy's agent (see :func:`wrap_karpathy_pong`).
 
-    Defaults: frameskip 4 and no sticky actions (``repeat_action_probability=0.0``; ``ALE/Pong-v5``'s own
-    default is 0.25, which makes learning slower). ``karpathy_original=True`` gives the 2016 ``Pong-v0``
-    emulator instead: a random frameskip of 2, 3 or 4 at each step (``frameskip=(2, 5)``) and sticky actions
-    with probability 0.25. Explicit ``frameskip``/``repeat_action_probability`` values take precedence.
+    Defaults: those of ``ALE/Pong-v5``, frameskip 4 and sticky actions (``repeat_action_probability=0.25``: at
+    each emulator frame the previous action is repeated with probability 0.25, Machado et al. 2018).
+    ``repeat_action_probability=0.0`` is the deterministic emulator, where the same actions always give the same
+    game and an agent can learn the emulator instead of the game. ``karpathy_original=True`` gives the 2016
+    ``Pong-v0`` emulator: a random frameskip of 2, 3 or 4 at each step (``frameskip=(2, 5)``), with the sticky
+    actions 0.25 of the default. An explicit ``frameskip`` takes precedence.
+    ``gymnasium.make("KarpathyPong-v0", **kwargs)`` calls this function.
 
     This is a single gymnasium env; for many envs in parallel prefer
     :func:`sb3_reinforce.pong.make_pong_vec_env` (same observations, several times faster).
@@ -254,7 +257,7 @@ def make_karpathy_pong_env(
     :param frameskip: emulator frames per step: an int, or ``(low, high)`` for a random frameskip in
         ``[low, high)``; default 4 (``(2, 5)`` with ``karpathy_original``)
     :param repeat_action_probability: probability of repeating the previous action at each frame (sticky
-        actions); default 0.0 (0.25 with ``karpathy_original``)
+        actions): 0.25 (``ALE/Pong-v5``), or 0.0 for the deterministic emulator
     :param karpathy_original: use the ``Pong-v0`` settings described above
     :param max_num_frames_per_episode: emulator frames after which an episode is truncated
     :param render_mode: gymnasium render mode (``None``, ``"rgb_array"`` or ``"human"``)
@@ -269,8 +272,6 @@ def make_karpathy_pong_env(
         raise TypeError(f"karpathy_original must be a bool, got {karpathy_original!r}")
     if frameskip is None:
         frameskip = (2, 5) if karpathy_original else 4
-    if repeat_action_probability is None:
-        repeat_action_probability = 0.25 if karpathy_original else 0.0
     if isinstance(frameskip, tuple):
         if not (len(frameskip) == 2 and all(isinstance(f, int) for f in frameskip) and 1 <= frameskip[0] < frameskip[1]):
             raise ValueError(f"a random frameskip must be a tuple (low, high) of ints with 1 <= low < high, got {frameskip!r}")

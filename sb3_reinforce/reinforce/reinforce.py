@@ -18,10 +18,10 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_reinforce.common.arguments import REINFORCE_ARGUMENTS, ArgumentRule, PolicyRule
+from sb3_reinforce.common.arguments import REINFORCE_ARGUMENTS, ArgumentRule, PolicyRule, check_gsde
 from sb3_reinforce.common.buffers import EpisodeBatch, EpisodeRolloutBuffer
 from sb3_reinforce.common.estimators import Baseline, get_baseline, policy_gradient_weights
-from sb3_reinforce.common.returns import per_decision_is_weights
+from sb3_reinforce.common.returns import per_decision_is_weights, steps_in_segment
 from sb3_reinforce.common.safety import (
     atomic_write,
     check_finite_env_output,
@@ -36,7 +36,7 @@ from sb3_reinforce.common.serialization import (
     other_algorithm_message,
     read_model_data,
 )
-from sb3_reinforce.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, REINFORCEPolicy
+from sb3_reinforce.reinforce.policies import CnnPolicy, GSDENoise, MlpPolicy, MultiInputPolicy, REINFORCEPolicy
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
@@ -101,6 +101,27 @@ class REINFORCE(OnPolicyAlgorithm):
     again (see :meth:`train` and :meth:`collect_rollouts` for what is kept). ``save`` is atomic (see :meth:`save`
     for what a checkpoint holds and what a resume redoes).
 
+    gSDE (``use_sde=True``): the action of env ``i`` at step ``t`` is ``mu(s_t) + phi(s_t) E_i + sqrt(eps) z_t``
+    (``phi``: the actor's last latent layer, ``E_i``: that env's exploration matrix, entries ``N(0, std^2)`` with the
+    learned std, ``z_t`` a standard normal jitter of SB3's ``epsilon=1e-6`` variance, which SB3's log-probability
+    assumes too). Each env draws a fresh ``E_i`` on the first step of each of its episodes and after every
+    ``sde_sample_freq`` steps counted from that first step, without touching the other envs; not at updates nor at
+    rollout starts, so a segment of steps sharing one matrix never spans two episodes and always starts at a
+    multiple of ``sde_sample_freq`` in its episode. The actions of a segment are correlated (they share ``E_i``), so
+    the product of SB3's per-step marginal densities is not their likelihood, and a REINFORCE estimator built on it
+    is biased for ``sde_sample_freq > 1`` (``tests/test_gsde.py`` measures it). REINFORCE uses the exact
+    likelihood: per step, the log-density of the action given its state and the earlier actions of its segment,
+    from the segment's joint Gaussian (covariance ``Phi diag(std^2) Phi^T + eps I`` per action dimension, by
+    Cholesky; see ``sb3_reinforce.reinforce.policies.gsde_padded_log_probs``). These sum to the trajectory's
+    log-likelihood and each depends only on the past, so the policy-gradient theorem for history-dependent
+    policies makes every return mode and baseline unbiased, as without gSDE; the gradient also flows through
+    ``phi`` in the covariance (the exact score; SB3 stops it there). ``sde_sample_freq=1`` is SB3's per-step
+    marginal. More steps per matrix than ``latent_sde_dim`` would make the likelihood singular: refused before any
+    env step. Steps of an episode carried over an update keep the log-probability of what sampled them (the old
+    policy, and the old std of their matrix), so their importance weights stay exact. The entropy bonus uses SB3's
+    per-step entropy (a regularizer only). ``predict()`` samples with SB3's own noise (``policy.reset_noise()``),
+    not the collection's matrices.
+
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: The learning rate (a number > 0, numpy scalars included), or a function of the current
@@ -124,6 +145,12 @@ class REINFORCE(OnPolicyAlgorithm):
     :param ent_coef: Entropy coefficient for the loss calculation
     :param vf_coef: Value function coefficient for the loss calculation (``baseline="value"`` only)
     :param max_grad_norm: The maximum value for the gradient clipping (None: no clipping)
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) instead of action noise (Box
+        action spaces only). See "gSDE" above for when the exploration matrix is resampled and which likelihood the
+        gradient uses
+    :param sde_sample_freq: With ``use_sde``: the number of steps of an episode that share one exploration matrix,
+        an int in ``[1, latent_sde_dim]`` (the size of the actor's last layer, 64 by default). Unlike SB3, -1 (one
+        matrix per rollout) is refused, and the default is 4. Ignored without ``use_sde``
     :param rollout_buffer_class: Rollout buffer class to use (an ``EpisodeRolloutBuffer`` subclass)
     :param rollout_buffer_kwargs: Keyword arguments for the rollout buffer, e.g. ``max_episode_steps``
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
@@ -164,6 +191,8 @@ class REINFORCE(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         max_grad_norm: float | None = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = 4,
         rollout_buffer_class: type[EpisodeRolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -193,6 +222,8 @@ class REINFORCE(OnPolicyAlgorithm):
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
             rollout_buffer_class=rollout_buffer_class,
             rollout_buffer_kwargs=rollout_buffer_kwargs,
             stats_window_size=stats_window_size,
@@ -205,6 +236,7 @@ class REINFORCE(OnPolicyAlgorithm):
             # would otherwise fail deep inside DummyVecEnv or the policy with an unclear message
             env = maybe_make_env(env, verbose)
             check_spaces(getattr(env, "observation_space", None), getattr(env, "action_space", None))
+            check_gsde(use_sde, sde_sample_freq, action_space=getattr(env, "action_space", None))
         super().__init__(
             policy,
             env,
@@ -215,8 +247,8 @@ class REINFORCE(OnPolicyAlgorithm):
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,  # type: ignore[arg-type]
-            use_sde=False,
-            sde_sample_freq=-1,
+            use_sde=bool(use_sde),
+            sde_sample_freq=int(sde_sample_freq),
             rollout_buffer_class=rollout_buffer_class,  # type: ignore[arg-type]
             rollout_buffer_kwargs=rollout_buffer_kwargs,
             stats_window_size=stats_window_size,
@@ -233,6 +265,8 @@ class REINFORCE(OnPolicyAlgorithm):
         self.baseline = baseline
         self.normalize_advantage = normalize_advantage
         self.reset_on_reward = reset_on_reward
+        # The collection's exploration matrices (one per env), made at the first gSDE step
+        self._sde_noise: GSDENoise | None = None
         if _init_setup_model:
             self._setup_model()
 
@@ -279,13 +313,35 @@ class REINFORCE(OnPolicyAlgorithm):
             self.action_space,
             self.lr_schedule,
             value_baseline=self._baseline.needs_values,
+            use_sde=self.use_sde,
             **self.policy_kwargs,
         )
         self.policy = self.policy.to(self.device)
+        check_gsde(self.use_sde, self.sde_sample_freq, self.action_space, self.policy.latent_sde_dim)
+        self._sde_noise = None
         self._maybe_recommend_cpu("REINFORCEPolicy")
         # Steps per chunk of a training pass, so that huge batches of big observations fit in memory
         obs_bytes = sum(int(np.prod(shape)) for shape in self._obs_shapes()) * 4
         self._train_chunk_steps = max(256, _CHUNK_BYTES // max(obs_bytes, 1))
+        if self.use_sde:
+            # The segments' covariances (float64, k x k per action dimension, with their Cholesky factors and
+            # gradients) bound the chunk as well
+            sde_bytes = 8 * 4 * self.sde_sample_freq * int(np.prod(self.action_space.shape))
+            self._train_chunk_steps = max(self.sde_sample_freq, min(self._train_chunk_steps, _CHUNK_BYTES // sde_bytes))
+
+    def _excluded_save_params(self) -> list[str]:
+        # The collection's exploration matrices are not part of a model (like the envs and the buffer)
+        return [*super()._excluded_save_params(), "_sde_noise"]
+
+    def sde_segment_starts(self, episode_starts: np.ndarray) -> np.ndarray:
+        """
+        The first step of every segment of steps that shared one gSDE exploration matrix: each episode's first
+        step, and every ``sde_sample_freq``-th step after it.
+
+        :param episode_starts: True on the first step of every episode (a flat, episode-major batch)
+        :return: True on the first step of every segment
+        """
+        return steps_in_segment(np.asarray(episode_starts, dtype=bool)) % self.sde_sample_freq == 0
 
     def _make_rollout_buffer(self, initial_rows: int, n_envs: int | None = None) -> EpisodeRolloutBuffer:
         """
@@ -386,7 +442,10 @@ class REINFORCE(OnPolicyAlgorithm):
 
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                actions, log_probs = self.policy.act(obs_tensor)
+                if self.use_sde:
+                    actions, log_probs = self._sde_act(obs_tensor, env.num_envs)
+                else:
+                    actions, log_probs = self.policy.act(obs_tensor)
             actions = actions.cpu().numpy()
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
@@ -438,15 +497,51 @@ class REINFORCE(OnPolicyAlgorithm):
         callback.on_rollout_end()
         return True
 
-    def _chunks(self, n: int) -> list[slice]:
-        return [slice(start, min(start + self._train_chunk_steps, n)) for start in range(0, n, self._train_chunk_steps)]
+    def _sde_act(self, obs_tensor: Any, n_envs: int) -> tuple[th.Tensor, th.Tensor]:
+        """gSDE actions of one step of every env, and their log-probabilities given the earlier steps of their segment."""
+        noise = self._sde_noise
+        if noise is None or noise.n_envs != n_envs:
+            noise = self._sde_noise = GSDENoise(
+                n_envs,
+                self.sde_sample_freq,
+                self.policy.latent_sde_dim,  # type: ignore[arg-type]
+                int(np.prod(self.action_space.shape)),  # type: ignore[arg-type]
+                self.policy.action_dist.epsilon,  # type: ignore[attr-defined]
+                self.device,
+            )
+            starts = np.ones(n_envs, dtype=bool)  # a fresh matrix for every env
+        else:
+            assert self._last_episode_starts is not None
+            starts = np.asarray(self._last_episode_starts, dtype=bool)
+        mean, latent = self.policy.sde_mean_and_latent(obs_tensor)
+        actions, log_probs = noise.step(starts, self.policy.sde_std(), latent, mean)
+        return actions.reshape((-1, *self.action_space.shape)), log_probs  # type: ignore[misc]
+
+    def _chunks(self, n: int, segment_starts: np.ndarray | None = None) -> list[slice]:
+        """Slices of at most ``_train_chunk_steps`` steps; with gSDE segments, cut only where a segment starts."""
+        if segment_starts is None:
+            step = self._train_chunk_steps
+            return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+        starts = np.flatnonzero(segment_starts)
+        chunks, begin = [], 0
+        while begin < n:
+            # The last segment start within the chunk's budget (a segment is never longer than the budget)
+            limit = begin + self._train_chunk_steps
+            end = n if limit >= n else int(starts[np.searchsorted(starts, limit, side="right") - 1])
+            if end <= begin:
+                raise RuntimeError(f"a gSDE segment of more than {self._train_chunk_steps} steps at step {begin}")
+            chunks.append(slice(begin, end))
+            begin = end
+        return chunks
 
     def _to_tensors(self, batch: EpisodeBatch, index: slice | np.ndarray) -> tuple[Any, th.Tensor]:
         if isinstance(batch.observations, dict):
-            obs = {key: value[index] for key, value in batch.observations.items()}
+            obs_tensor = obs_as_tensor({key: value[index] for key, value in batch.observations.items()}, self.device)
+        elif getattr(self.policy, "sparse_observations", False) and hasattr(batch.observations, "sparse_tensor"):
+            # Sparse storage (SparseTernaryRolloutBuffer) to a policy that reads sparse tensors: no dense array
+            obs_tensor = batch.observations.sparse_tensor(index, self.device)
         else:
-            obs = batch.observations[index]
-        obs_tensor = obs_as_tensor(obs, self.device)  # type: ignore[arg-type]
+            obs_tensor = obs_as_tensor(batch.observations[index], self.device)  # type: ignore[arg-type]
         actions = th.as_tensor(batch.actions[index], device=self.device)
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
@@ -457,8 +552,20 @@ class REINFORCE(OnPolicyAlgorithm):
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """No-grad pass: current log-probs, values (value baseline) and squared score norms (optimal baseline)."""
         log_probs, values, score_sq = [], [], []
-        for index in self._chunks(batch.n_steps):
+        segments = self.sde_segment_starts(batch.episode_starts) if self.use_sde else None
+        for index in self._chunks(batch.n_steps, segments):
             obs_tensor, actions = self._to_tensors(batch, index)
+            if segments is not None:
+                # gSDE: the conditional log-probs and their score w.r.t. each step's mean, in closed form
+                with th.no_grad():
+                    chunk_values, chunk_log_prob, _, chunk_score_sq = self.policy.evaluate_sde(
+                        obs_tensor, actions, segments[index]
+                    )
+                log_probs.append(chunk_log_prob.cpu().numpy())
+                if chunk_values is not None:
+                    values.append(chunk_values.cpu().numpy())
+                score_sq.append(chunk_score_sq.cpu().numpy())
+                continue
             with th.no_grad():
                 chunk_values, chunk_log_prob, _, action_params = self.policy.evaluate(obs_tensor, actions)
             log_probs.append(chunk_log_prob.cpu().numpy())
@@ -519,8 +626,10 @@ class REINFORCE(OnPolicyAlgorithm):
         and value losses). Does not zero the gradients nor step the optimizer; ``train()`` does.
 
         Useful on its own to study the estimator: the policy-parameter gradient it leaves is
-        ``-(1 / n_steps) * sum_t Psi_t grad log pi(a_t|s_t)`` (with ``ent_coef=0``). Every setting of the loss
-        defaults to the model's own (:data:`MODEL_SETTING`); one given here replaces it for this call only, and the
+        ``-(1 / n_steps) * sum_t Psi_t grad log pi(a_t|s_t)`` (with ``ent_coef=0``; with gSDE ``log pi`` is the
+        log-probability of ``a_t`` given ``s_t`` and the earlier steps of its segment, see the class docstring).
+        Every setting of the loss defaults to the model's own (:data:`MODEL_SETTING`); one given here replaces it
+        for this call only, and the
         gradient is then the one a model built with that setting (and the same weights) computes on the same
         batch. The batch's rewards stay those collected: with a critic, a time-limit-truncated episode's last
         reward includes ``gamma * V(s_T)`` (with the model's gamma), whatever the baseline given here.
@@ -549,13 +658,19 @@ class REINFORCE(OnPolicyAlgorithm):
             vf_coef=vf_coef,
         )
         carried = batch.policy_versions != self._n_updates
+        # Steps whose behaviour log-prob may differ from the current one: the carried steps, and with gSDE every step
+        # of an episode with a carried step (a segment that went on after the update is conditioned on old steps)
+        reweighted = carried
+        if self.use_sde and carried.any():
+            episode = np.cumsum(batch.episode_starts) - 1
+            reweighted = np.bincount(episode, weights=carried, minlength=batch.n_episodes)[episode] > 0
         estimator = get_baseline(settings["baseline"])
         need_eval = estimator.needs_values or estimator.needs_score_norms or carried.any()
         is_weights = values = score_sq = None
         if need_eval:
             current_log_probs, values, score_sq = self._evaluate_batch(batch, need_scores=estimator.needs_score_norms)
             if carried.any():
-                log_ratio = np.where(carried, current_log_probs - batch.log_probs, 0.0)
+                log_ratio = np.where(reweighted, current_log_probs - batch.log_probs, 0.0)
                 is_weights = per_decision_is_weights(log_ratio, batch.episode_starts)
         weights, targets = policy_gradient_weights(
             batch.rewards,
@@ -576,9 +691,13 @@ class REINFORCE(OnPolicyAlgorithm):
         n = batch.n_steps
         stats = {"policy_loss": 0.0, "entropy_loss": 0.0, "carried_steps": float(carried.sum())}
         value_loss_sum = 0.0
-        for index in self._chunks(n):
+        segments = self.sde_segment_starts(batch.episode_starts) if self.use_sde else None
+        for index in self._chunks(n, segments):
             obs_tensor, actions = self._to_tensors(batch, index)
-            chunk_values, log_prob, entropy, _ = self.policy.evaluate(obs_tensor, actions)
+            if segments is not None:
+                chunk_values, log_prob, entropy, _ = self.policy.evaluate_sde(obs_tensor, actions, segments[index])
+            else:
+                chunk_values, log_prob, entropy, _ = self.policy.evaluate(obs_tensor, actions)
             policy_loss = -(weights_t[index] * log_prob).sum() / n
             # SB3 has no closed-form entropy for some distributions: use -log_prob then, like A2C
             entropy_loss = -(entropy.sum() if entropy is not None else -log_prob.sum()) / n
@@ -637,16 +756,26 @@ class REINFORCE(OnPolicyAlgorithm):
         callback = ConvertCallback(None)
         callback.init_callback(self)
         # What collect_rollouts changes on the model: set for the collection, then given back
-        borrowed = ("n_episodes", "_last_obs", "_last_episode_starts", "num_timesteps", "ep_info_buffer", "ep_success_buffer")
-        last_obs, last_starts = env.reset(), np.ones(env.num_envs, dtype=bool)
+        borrowed = (
+            "n_episodes",
+            "_last_obs",
+            "_last_episode_starts",
+            "_sde_noise",
+            "num_timesteps",
+            "ep_info_buffer",
+            "ep_success_buffer",
+        )
+        last_obs, last_starts, sde_noise = env.reset(), np.ones(env.num_envs, dtype=bool), None
         for _ in range(n_batches):
             saved = {name: getattr(self, name) for name in borrowed}
             self.n_episodes, self._last_obs, self._last_episode_starts = n_episodes, last_obs, last_starts
+            # gSDE: this env's own exploration matrices, kept from one batch to the next
+            self._sde_noise = sde_noise
             self.ep_info_buffer = deque(maxlen=self._stats_window_size)
             self.ep_success_buffer = deque(maxlen=self._stats_window_size)
             try:
                 self.collect_rollouts(env, callback, buffer, n_rollout_steps=0)
-                last_obs, last_starts = self._last_obs, self._last_episode_starts
+                last_obs, last_starts, sde_noise = self._last_obs, self._last_episode_starts, self._sde_noise
             finally:
                 for name, value in saved.items():
                     setattr(self, name, value)

@@ -17,6 +17,7 @@ from sb3_reinforce.common.estimators import BASELINES, RETURN_MODES
 from sb3_reinforce.hyperparams import (
     HyperparamsError,
     canonical_sha256,
+    check_hyperparams_code,
     format_python_literal,
     load_hyperparams,
     parse_python_literal,
@@ -25,6 +26,8 @@ from sb3_reinforce.hyperparams import (
 )
 
 __all__ = [
+    "LEARNING_RATE_RANGE",
+    "LEAVE_ONE_OUT_BASELINES",
     "NET_ARCHS",
     "N_EPISODES_CHOICES",
     "N_STEPS_CHOICES",
@@ -43,6 +46,7 @@ __all__ = [
     "describe_search_space",
     "first_update_steps",
     "load_study",
+    "merge_policy_kwargs",
     "reinforce_search_space",
     "sample_reinforce_params",
     "select_trial",
@@ -67,9 +71,18 @@ NET_ARCHS: dict[str, dict[str, list[int]]] = {
     "small": dict(pi=[64, 64], vf=[64, 64]),
     "medium": dict(pi=[256, 256], vf=[256, 256]),
 }
-#: Batch sizes searched: complete episodes per update, or steps per env per update.
-N_EPISODES_CHOICES = (1, 2, 4, 8, 16, 32)
-N_STEPS_CHOICES = (32, 64, 128, 256, 512, 1024, 2048)
+#: Batch sizes searched: complete episodes per update, or steps per env per update. REINFORCE makes one gradient
+#: step per batch, so large batches mean few updates: 16-32 episodes or 2048 steps per env gave 50-600 updates in
+#: the zoo budgets and did not learn on CartPole, Acrobot, Pendulum or LunarLander (docs/zoo_tuning.md).
+N_EPISODES_CHOICES = (1, 2, 4, 8)
+N_STEPS_CHOICES = (32, 64, 128, 256, 512, 1024)
+#: Learning rates searched (Adam/RMSprop): above 1e-2 every update is a large step and CartPole's policies collapsed
+#: after reaching the maximum (docs/cartpole_tuning.md).
+LEARNING_RATE_RANGE = (1e-4, 1e-2)
+#: Baselines that subtract a statistic of the batch's *other* episodes: with one episode per batch there is none,
+#: they subtract 0 and the trial is the ``"none"`` trial again, so one-episode batches draw ``baseline_one_episode``
+#: (the others only).
+LEAVE_ONE_OUT_BASELINES = frozenset({"mean", "optimal", "time"})
 #: Entry keys the sampler sets (the other keys of the base entry are the fixed part of the search space).
 SAMPLED_KEYS = frozenset(
     {"learning_rate", "gamma", "return_mode", "baseline", "gae_lambda", "normalize_advantage", "ent_coef"}
@@ -111,7 +124,9 @@ def reinforce_search_space(
     update fits in it are offered (:func:`first_update_steps`), so that no trial ends without a single update.
 
     Conditional parameters: ``n_episodes`` with ``batch_unit="episodes"``, ``n_steps`` with ``"steps"``,
-    ``gae_lambda`` and ``vf_coef`` with a baseline that needs a critic (``"value"``). Return modes and baselines
+    ``baseline_one_episode`` instead of ``baseline`` with ``n_episodes=1`` (no leave-one-out baseline, which would
+    subtract 0: :data:`LEAVE_ONE_OUT_BASELINES`), ``gae_lambda`` and ``vf_coef`` with a baseline that needs a
+    critic (``"value"``). Return modes and baselines
     are the estimator registry's (:mod:`sb3_reinforce.common.estimators`).
 
     :param n_timesteps: training budget of a trial (env steps over all envs); None: no constraint
@@ -137,7 +152,9 @@ def reinforce_search_space(
                 "to make one update"
             )
     space: dict[str, BaseDistribution] = {
-        "learning_rate": FloatDistribution(1e-4, 3e-2, log=True),
+        "learning_rate": FloatDistribution(*LEARNING_RATE_RANGE, log=True),
+        # "linear": rl_zoo3's lin_<value> schedule (decay to 0), what every tuned entry uses
+        "lr_schedule": CategoricalDistribution(["constant", "linear"]),
         "one_minus_gamma": FloatDistribution(1e-4, 0.1, log=True),
         "batch_unit": CategoricalDistribution([unit for unit, choices in batch.items() if choices]),
     }
@@ -148,6 +165,7 @@ def reinforce_search_space(
     space.update(
         return_mode=CategoricalDistribution(list(RETURN_MODES)),
         baseline=CategoricalDistribution(list(BASELINES)),
+        baseline_one_episode=CategoricalDistribution([name for name in BASELINES if name not in LEAVE_ONE_OUT_BASELINES]),
         gae_lambda=CategoricalDistribution([0.9, 0.95, 0.98, 0.99, 1.0]),
         vf_coef=FloatDistribution(0.1, 1.0),
         normalize_advantage=CategoricalDistribution([True, False]),
@@ -186,10 +204,11 @@ def sample_reinforce_params(
     """
     Sampler for REINFORCE hyperparameters (rl_zoo3 ``HYPERPARAMS_SAMPLER`` signature).
 
-    Searched (:func:`reinforce_search_space`): learning rate, discount, batch size (in complete episodes or in
-    steps per env), return mode, baseline (and GAE lambda / value coefficient with the value baseline), advantage
-    normalization, entropy coefficient, gradient clipping, network size and activation, optimizer (Adam or
-    RMSprop).
+    Searched (:func:`reinforce_search_space`): learning rate (constant or decaying linearly to 0), discount, batch
+    size (in complete episodes or in steps per env), return mode, baseline (and GAE lambda / value coefficient with
+    the value baseline), advantage normalization, entropy coefficient, gradient clipping, network size and
+    activation, optimizer (Adam or RMSprop). The other ``policy_kwargs`` of the study's base entry (recorded by
+    the zoo) are kept, as :func:`trial_params_to_yaml_entry` keeps them.
 
     rl_zoo3 passes no budget to samplers: the zoo's experiment manager sets it as the trial's user attribute
     :data:`TRIAL_ATTR_BUDGET` (``n_timesteps``, ``max_episode_steps``) before sampling, and only the batch sizes
@@ -207,20 +226,34 @@ def sample_reinforce_params(
     def suggest(name: str) -> Any:
         return _suggest(trial, name, space[name])
 
-    params: dict[str, Any] = {name: suggest(name) for name in ("learning_rate", "one_minus_gamma", "batch_unit")}
+    names = ("learning_rate", "lr_schedule", "one_minus_gamma", "batch_unit")
+    params: dict[str, Any] = {name: suggest(name) for name in names}
     if params["batch_unit"] == "episodes":
         params["n_episodes"] = suggest("n_episodes")
     else:
         params["n_steps"] = suggest("n_steps")
     params["return_mode"] = suggest("return_mode")
-    params["baseline"] = suggest("baseline")
-    if BASELINES[params["baseline"]].needs_values:
+    baseline_name = "baseline_one_episode" if params.get("n_episodes") == 1 else "baseline"
+    params[baseline_name] = suggest(baseline_name)
+    if BASELINES[params[baseline_name]].needs_values:
         params["gae_lambda"] = suggest("gae_lambda")
         params["vf_coef"] = suggest("vf_coef")
     for name in ("normalize_advantage", "ent_coef", "max_grad_norm", "net_arch", "activation_fn", "optimizer"):
         params[name] = suggest(name)
 
     hyperparams = convert_reinforce_params(params)
+    # The trial trains what export-best writes: the base entry's other policy arguments (log_std_init, ortho_init...)
+    # stay, where rl_zoo3's objective would replace its whole policy_kwargs by the sampled ones
+    study = getattr(trial, "study", None)
+    base = study.user_attrs.get(STUDY_ATTR_HYPERPARAMS) if study is not None else None
+    if isinstance(base, Mapping) and base.get("policy_kwargs") is not None:
+        # A study is data from a file or a server: the same check as export-best before anything is built
+        check_hyperparams_code({"policy_kwargs": base["policy_kwargs"]}, where=f"base entry of study {study.study_name!r}")
+        hyperparams["policy_kwargs"] = merge_policy_kwargs(base["policy_kwargs"], hyperparams["policy_kwargs"])
+    if isinstance(hyperparams["learning_rate"], str):
+        from rl_zoo3.utils import SimpleLinearSchedule
+
+        hyperparams["learning_rate"] = SimpleLinearSchedule(params["learning_rate"])
     # Display the true values in the study
     trial.set_user_attr("gamma", hyperparams["gamma"])
     trial.set_user_attr("batch", f"{params.get('n_episodes', params.get('n_steps'))} {params['batch_unit']}")
@@ -238,9 +271,11 @@ def convert_reinforce_params(sampled_params: Mapping[str, Any]) -> dict[str, Any
     import torch as th
 
     params = dict(sampled_params)
-    baseline = BASELINES[params["baseline"]]
+    baseline = BASELINES[params["baseline"] if "baseline" in params else params["baseline_one_episode"]]
+    # Trials of studies made before lr_schedule was searched used a constant learning rate
+    linear = params.get("lr_schedule", "constant") == "linear"
     hyperparams: dict[str, Any] = {
-        "learning_rate": params["learning_rate"],
+        "learning_rate": f"lin_{params['learning_rate']!r}" if linear else params["learning_rate"],
         "gamma": 1.0 - params["one_minus_gamma"],
         "return_mode": params["return_mode"],
         "baseline": baseline.value,
@@ -280,15 +315,7 @@ def trial_params_to_yaml_entry(sampled_params: Mapping[str, Any], base: Mapping[
     """
     entry = dict(to_yaml_data(dict(base or {})))
     hyperparams = convert_reinforce_params(sampled_params)
-    base_policy_kwargs = entry.get("policy_kwargs", {})
-    if isinstance(base_policy_kwargs, str):
-        base_policy_kwargs = parse_python_literal(base_policy_kwargs)
-    policy_kwargs = dict(base_policy_kwargs or {})
-    if "optimizer_class" not in hyperparams["policy_kwargs"]:
-        # The trial chose Adam: drop an optimizer set by the base entry
-        policy_kwargs.pop("optimizer_class", None)
-        policy_kwargs.pop("optimizer_kwargs", None)
-    policy_kwargs.update(hyperparams.pop("policy_kwargs"))
+    policy_kwargs = merge_policy_kwargs(entry.get("policy_kwargs"), hyperparams.pop("policy_kwargs"))
     if hyperparams.get("n_episodes") is None:
         hyperparams.pop("n_episodes")
         entry.pop("n_episodes", None)
@@ -299,6 +326,28 @@ def trial_params_to_yaml_entry(sampled_params: Mapping[str, Any], base: Mapping[
     entry.setdefault("policy", "MlpPolicy")
     validate_reinforce_hyperparams(entry, where="exported Optuna trial")
     return {key: entry[key] for key in sorted(entry)}
+
+
+def merge_policy_kwargs(base: Mapping[str, Any] | str | None, sampled: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    A trial's ``policy_kwargs``: the base entry's (``log_std_init``, ``ortho_init``, ...) updated with the sampled
+    network, activation and optimizer. The sampled optimizer replaces the base entry's: when the trial chose Adam
+    (no ``optimizer_class``), the base entry's ``optimizer_class`` and ``optimizer_kwargs`` are dropped.
+
+    :param base: the base entry's ``policy_kwargs`` (a dict or a ``"dict(...)"`` string), or None
+    :param sampled: the sampled ``policy_kwargs`` (:func:`convert_reinforce_params`)
+    :return: the merged keyword arguments (a new dict)
+    """
+    if isinstance(base, str):
+        base = parse_python_literal(base)
+    if base is not None and not isinstance(base, Mapping):
+        raise HyperparamsError(f"policy_kwargs {base!r} of the base entry: expected a dict or a 'dict(...)' string")
+    policy_kwargs = dict(base or {})
+    if "optimizer_class" not in sampled:
+        policy_kwargs.pop("optimizer_class", None)
+        policy_kwargs.pop("optimizer_kwargs", None)
+    policy_kwargs.update(sampled)
+    return policy_kwargs
 
 
 def load_study(storage: Any, study_name: str) -> optuna.Study:

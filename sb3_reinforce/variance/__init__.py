@@ -53,7 +53,9 @@ from sb3_reinforce.common.safety import atomic_write
 
 __all__ = [
     "VarianceResult",
+    "build_parser",
     "check_variants",
+    "describe_snapshot",
     "gradient_variance",
     "main",
     "parse_variant",
@@ -254,6 +256,7 @@ def variance_markdown(
     lines = [
         f"# Gradient variance of REINFORCE estimators on {env_id}",
         "",
+        f"- env: {env_id}",
         f"- policy snapshot: {snapshot}",
         f"- batches: {n_batches} batches of {n_episodes} complete episodes, sampled with the snapshot on one env; "
         "every variant on the same batches",
@@ -307,23 +310,49 @@ def _entry_env(model: REINFORCE, env_id: str, seed: int) -> Any:
     return env
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sb3_reinforce.compare variance ...``"""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``sb3-reinforce-compare variance`` (``--help`` shows every default)."""
     parser = argparse.ArgumentParser(
         prog="sb3-reinforce-compare variance",
         description="Variance of REINFORCE gradient estimators for one policy snapshot.",
         epilog=f"variant syntax: {variant_grammar()}",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--env", default="CartPole-v1")
-    parser.add_argument("--model", default=None, help="REINFORCE .zip snapshot (default: fresh policy, zoo net)")
+    parser.add_argument("--env", default="CartPole-v1", help="environment id (the batches are sampled on one env)")
     parser.add_argument(
-        "--variants", nargs="+", default=["total", "reward_to_go", "total+mean", "reward_to_go+mean", "reward_to_go+optimal"]
+        "--model", default=None, help="REINFORCE .zip snapshot (None: a fresh policy with the zoo entry's network)"
     )
-    parser.add_argument("--n-batches", type=int, default=50)
-    parser.add_argument("--n-episodes", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["total", "reward_to_go", "total+mean", "reward_to_go+mean", "reward_to_go+optimal"],
+        help="estimators to measure, on the same batches",
+    )
+    parser.add_argument("--n-batches", type=int, default=50, help="number of batches K (>= 2)")
+    parser.add_argument("--n-episodes", type=int, default=8, help="complete episodes per batch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the env resets and the action sampling")
     parser.add_argument("--train-steps", type=int, default=0, help="first train the fresh zoo model that many env steps")
     parser.add_argument("--out", default="runs/variance", help="folder for variance.md and variance.png")
+    return parser
+
+
+def describe_snapshot(model: REINFORCE, path: str | None, env_id: str, seed: int, train_steps: int) -> str:
+    """
+    The policy snapshot, as ``variance.md`` states it: the file (with the env steps its model was trained, its
+    ``num_timesteps``, and its sha256), or the fresh zoo policy, untrained or trained ``train_steps`` env steps.
+    """
+    if path is not None:
+        import hashlib
+
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return f"file {path} (trained {model.num_timesteps:,} env steps; sha256 {digest})"
+    trained = f"trained {model.num_timesteps:,} env steps (--train-steps {train_steps:,})" if train_steps else "untrained"
+    return f"fresh policy (zoo network and settings of {env_id}, seed {seed}), {trained}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sb3_reinforce.compare variance ...``"""
+    parser = build_parser()
     args = parser.parse_args(argv)
     th.set_num_threads(1)
     for variant in args.variants:
@@ -359,11 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = gradient_variance(model, env, args.variants, args.n_batches, args.n_episodes, args.seed)
     except ValueError as error:  # a critic variant on a snapshot without critic, a bad number of batches
         parser.error(str(error))
-    if args.model:
-        snapshot = str(args.model)
-    else:
-        trained = f"trained {args.train_steps:,} env steps" if args.train_steps else "untrained"
-        snapshot = f"fresh policy (zoo network and settings of {args.env}, seed {args.seed}), {trained}"
+    snapshot = describe_snapshot(model, args.model, args.env, args.seed, args.train_steps)
     out = Path(args.out)
     markdown = variance_markdown(results, args.env, args.n_episodes, args.seed, snapshot, model.gamma)
     with atomic_write(out / "variance.md") as file:
