@@ -104,8 +104,14 @@ def test_record_training_does_not_delete_a_folder_of_other_files(logs, tmp_path,
 
 
 def test_plot_train_writes_a_png(logs, tmp_path, capsys):
+    import matplotlib.pyplot as plt
+
     image = tmp_path / "curve.png"
+    # a figure the caller (or an earlier test in this process) has open is neither saved nor closed
+    own = plt.figure()
     main(["plot", "train", "-e", "CartPole-v1", "-f", str(logs), "-w", "2", "--save", str(image)])
+    assert plt.fignum_exists(own.number)
+    plt.close(own)
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 5000
     assert f"Saved figure 'Training Episodic Reward' to {image}" in capsys.readouterr().out
     # fewer episodes than the window: rl_zoo3 would show an empty figure

@@ -245,11 +245,18 @@ def _check_plot_arguments(name: str, argv: Sequence[str]) -> None:
             check_input_file(merged, "--merge")
 
 
-def _save_figures(path: str) -> list[str]:
-    """Write every open figure: to ``path`` if one, else ``<stem>-<n><suffix>``; close them."""
+def _new_figures(before: set[int]) -> list[int]:
+    """Numbers of the figures opened since ``before`` (the caller's own figures are left alone)."""
     import matplotlib.pyplot as plt
 
-    numbers = plt.get_fignums()
+    return [number for number in plt.get_fignums() if number not in before]
+
+
+def _save_figures(path: str, before: set[int]) -> list[str]:
+    """Write every figure opened since ``before``: to ``path`` if one, else ``<stem>-<n><suffix>``; close them."""
+    import matplotlib.pyplot as plt
+
+    numbers = _new_figures(before)
     target = Path(path)
     written = []
     for index, number in enumerate(numbers, start=1):
@@ -258,14 +265,14 @@ def _save_figures(path: str) -> list[str]:
         figure.savefig(file)
         print(f"Saved figure {figure.get_label()!r} to {file}")
         written.append(str(file))
-    plt.close("all")
+        plt.close(figure)
     return written
 
 
-def _drew_a_curve() -> bool:
+def _drew_a_curve(before: set[int]) -> bool:
     import matplotlib.pyplot as plt
 
-    return any(axes.get_lines() for number in plt.get_fignums() for axes in plt.figure(number).axes)
+    return any(axes.get_lines() for number in _new_figures(before) for axes in plt.figure(number).axes)
 
 
 @contextlib.contextmanager
@@ -278,13 +285,14 @@ def _figures(name: str, argv: Sequence[str], save: str | None) -> Iterator[list[
     import matplotlib.pyplot as plt
 
     written: list[str] = []
+    before = set(plt.get_fignums())
     show = plt.show
     backend = plt.get_backend()
     if save is not None:
         plt.switch_backend("agg")
 
     def checked_show(*args: Any, **kwargs: Any) -> None:
-        if name == "train" and not _drew_a_curve():
+        if name == "train" and not _drew_a_curve(before):
             parser = argparse.ArgumentParser(add_help=False)
             parser.add_argument("-e", "--env", nargs="+", default=[])
             parser.add_argument("-f", "--exp-folder", default="")
@@ -292,22 +300,23 @@ def _figures(name: str, argv: Sequence[str], save: str | None) -> Iterator[list[
             parser.add_argument("-w", "--episode-window", type=int, default=100)
             parser.add_argument("-y", "--y-axis", default="reward")
             args, _ = parser.parse_known_args(argv)
-            plt.close("all")
+            for number in _new_figures(before):
+                plt.close(number)
             raise UsageError(
                 f"plot train: no curve to draw: no run folder of --env {' '.join(args.env)} in "
                 f"{os.path.join(args.exp_folder, args.algo)!r} has a monitor file with {args.y_axis} data for at least "
                 f"-w/--episode-window {args.episode_window} episodes"
             )
         if save is not None:
-            written.extend(_save_figures(save))
+            written.extend(_save_figures(save, before))
         else:
             show(*args, **kwargs)
 
     plt.show = checked_show
     try:
         yield written
-        if save is not None and not written and plt.get_fignums():  # `plot all --no-display` does not show
-            written.extend(_save_figures(save))
+        if save is not None and not written and _new_figures(before):  # `plot all --no-display` does not show
+            written.extend(_save_figures(save, before))
     finally:
         plt.show = show
         if save is not None:
