@@ -26,15 +26,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 OBS_SPACE = spaces.Box(-1, 1, (6400,), np.int8)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # One thread: much faster for these small passes on a busy CPU (torch's threads wait on each other)
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 def _policy(n_actions: int = 2, single_logit: bool = True) -> KarpathyPolicy:
     return KarpathyPolicy(OBS_SPACE, spaces.Discrete(n_actions), lambda _: 1e-3, single_logit=single_logit)
 

@@ -19,14 +19,6 @@ OBS_SPACE = spaces.Box(-1, 1, (6400,), np.int8)
 ROW_FIELDS = ("actions", "rewards", "log_probs", "policy_versions", "episode_starts", "episode_lengths")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 def _ternary(rng: np.random.Generator, shape: tuple[int, ...], density: float, dtype=np.int8) -> np.ndarray:
     signs = rng.choice(np.array([-1, 1]), shape)
     return np.where(rng.random(shape) < density, signs, 0).astype(dtype)
