@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
+from sb3_reinforce.pong.registration import KARPATHY_PONG_ID, STICKY_ACTION_PROBABILITY
 
 __all__ = [
     "ATARI_STICKY_ACTIONS",
@@ -49,7 +49,7 @@ KARPATHY_PONG_PPO_ENTRY: dict[str, Any] = {
     "ent_coef": 0.01,
 }
 #: Sticky actions of the Atari PPO row's training env (those of ``ALE/Pong-v5`` and of the evaluation protocol).
-ATARI_STICKY_ACTIONS = 0.25
+ATARI_STICKY_ACTIONS = STICKY_ACTION_PROBABILITY
 
 
 def is_pong(env_id: str) -> bool:

@@ -46,6 +46,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.common.checks import check_number
 from sb3_reinforce.pong.preprocessing import N_PIXELS
+from sb3_reinforce.pong.registration import STICKY_ACTION_PROBABILITY
 from sb3_reinforce.pong.vec_env import _MAX_SEED as MAX_ALE_SEED
 from sb3_reinforce.pong.vec_env import make_pong_vec_env
 
@@ -69,7 +70,7 @@ MIN_EVAL_GAMES: int = 10
 #: Most games in one evaluation (their seeds stay ALE seeds, below ``2**31 - 1``)
 MAX_EVAL_GAMES: int = 100_000
 #: The emulator of ``ALE/Pong-v5``: sticky actions, frameskip, frame limit of an episode
-EVAL_REPEAT_ACTION_PROBABILITY: float = 0.25
+EVAL_REPEAT_ACTION_PROBABILITY: float = STICKY_ACTION_PROBABILITY
 EVAL_FRAMESKIP: int = 4
 EVAL_MAX_NUM_FRAMES_PER_EPISODE: int = 108_000
 #: Frames stacked by rl-zoo's Atari entries (``frame_stack: 4``), for ``observations="atari"``

@@ -12,9 +12,12 @@ deterministic emulator.
 
 import gymnasium as gym
 
-__all__ = ["KARPATHY_PONG_ID", "register_envs"]
+__all__ = ["KARPATHY_PONG_ID", "STICKY_ACTION_PROBABILITY", "register_envs"]
 
 KARPATHY_PONG_ID = "KarpathyPong-v0"
+#: Sticky actions of every Pong env of the package by default and of the evaluation protocol: ``ALE/Pong-v5``'s
+#: ``repeat_action_probability`` (Machado et al. 2018)
+STICKY_ACTION_PROBABILITY: float = 0.25
 
 
 def register_envs() -> None:
@@ -24,5 +27,5 @@ def register_envs() -> None:
         gym.register(
             KARPATHY_PONG_ID,
             entry_point="sb3_reinforce.pong.wrappers:make_karpathy_pong_env",
-            kwargs={"repeat_action_probability": 0.25},
+            kwargs={"repeat_action_probability": STICKY_ACTION_PROBABILITY},
         )

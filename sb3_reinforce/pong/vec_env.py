@@ -28,6 +28,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from sb3_reinforce.common.checks import check_number
 from sb3_reinforce.pong.preprocessing import FRAME_SHAPE, N_PIXELS, difference_step, karpathy_preprocess_batch
+from sb3_reinforce.pong.registration import STICKY_ACTION_PROBABILITY
 from sb3_reinforce.pong.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown
 
 __all__ = ["PongVecEnv", "make_pong_vec_env"]
@@ -84,7 +85,7 @@ class PongVecEnv(VecEnv):
         self,
         n_envs: int = 8,
         frameskip: int = 4,
-        repeat_action_probability: float = 0.25,
+        repeat_action_probability: float = STICKY_ACTION_PROBABILITY,
         max_num_frames_per_episode: int = 108_000,
         num_threads: int = 0,
         thread_affinity_offset: int = -1,
@@ -309,7 +310,7 @@ def make_pong_vec_env(
     n_envs: int = 8,
     seed: int | None = None,
     frameskip: int | None = None,
-    repeat_action_probability: float = 0.25,
+    repeat_action_probability: float = STICKY_ACTION_PROBABILITY,
     karpathy_original: bool = False,
     max_num_frames_per_episode: int = 108_000,
     num_threads: int = 0,

@@ -35,6 +35,7 @@ from sb3_reinforce.pong.preprocessing import (
     karpathy_preprocess,
     karpathy_preprocess_batch,
 )
+from sb3_reinforce.pong.registration import STICKY_ACTION_PROBABILITY
 
 __all__ = [
     "FRAME_SHAPE",
@@ -232,7 +233,7 @@ def wrap_karpathy_pong(env: gym.Env, difference: bool = True, up_down: bool = Tr
 
 def make_karpathy_pong_env(
     frameskip: int | tuple[int, int] | None = None,
-    repeat_action_probability: float = 0.25,
+    repeat_action_probability: float = STICKY_ACTION_PROBABILITY,
     karpathy_original: bool = False,
     max_num_frames_per_episode: int = 108_000,
     render_mode: str | None = None,
