@@ -155,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ProtocolMismatchError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    markdown, _ = write_report(args.env, results, args.out, args.threshold)
-    if ray_runner is not None:  # how many runs Ray retried, on which nodes
-        markdown = ray_runner.add_to_summary(args.out, markdown)
+    # how many runs Ray retried, on which nodes
+    extra_sections = ray_runner.summary_markdown() if ray_runner is not None else ""
+    markdown, _ = write_report(args.env, results, args.out, args.threshold, extra_sections)
     print(markdown)
     return 0

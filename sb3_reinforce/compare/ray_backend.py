@@ -432,13 +432,6 @@ class RayRunner:
             lines.append(f"  - {key}: {_retries(attempts) + 1} attempts; started on {where}; its last attempt's files kept")
         return "\n".join(lines) + "\n"
 
-    def add_to_summary(self, out: str | os.PathLike[str], markdown: str) -> str:
-        """Append :meth:`summary_markdown` to ``out/summary.md`` (atomically) and return the whole markdown."""
-        markdown = markdown + "\n" + self.summary_markdown()
-        with atomic_write(Path(out) / "summary.md") as file:
-            file.write(markdown.encode())
-        return markdown
-
 
 def _retries(attempts: Sequence[dict[str, Any]]) -> int:
     """Retries of a run: Ray's number of its last attempt, or the attempts recorded less one (the larger)."""

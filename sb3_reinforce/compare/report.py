@@ -419,12 +419,18 @@ def protocol_markdown(records: dict[str, list[dict[str, Any]]], left_out: Sequen
 
 
 def write_report(
-    env_id: str, results: dict[str, list[Path]], out: str | os.PathLike[str], threshold: float | None = None
+    env_id: str,
+    results: dict[str, list[Path]],
+    out: str | os.PathLike[str],
+    threshold: float | None = None,
+    extra_sections: str = "",
 ) -> tuple[str, list[Path]]:
     """
     Write ``summary.md`` (table and protocol) and the plots from the finished runs; return the markdown and the
     plot paths. A run that is not finished (:func:`load_run` fails: damaged CSV, missing or mismatched sidecar) is
     named on stderr and in ``summary.md``, and left out.
+
+    :param extra_sections: markdown appended to ``summary.md`` (e.g. where the runs of a Ray cluster ran)
     """
     threshold = default_threshold(env_id) if threshold is None else threshold
     curves: dict[str, list[dict[str, np.ndarray]]] = {}
@@ -448,6 +454,8 @@ def write_report(
     else:
         markdown = f"# {env_id} comparison\n\nNo finished run to summarize.\n"
     markdown += "\n" + protocol_markdown(records, left_out)
+    if extra_sections:
+        markdown += "\n" + extra_sections
     with atomic_write(Path(out) / "summary.md") as file:
         file.write(markdown.encode())
     if not curves:
