@@ -18,7 +18,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sb3_reinforce.hyperparams import validate_hyperparams_file
-from sb3_reinforce.zoo import _hide_password, main, normalize_storage_url
+from sb3_reinforce.zoo import main, normalize_storage_url
+from sb3_reinforce.zoo.storage import _hide_password
 
 pytestmark = pytest.mark.postgres
 

@@ -546,7 +546,7 @@ def test_missing_file_directory_and_fifo(tmp_path, capsys):
 
 @pytest.mark.timeout(20)
 def test_enjoy_reads_args_yml_with_the_same_limits():
-    from sb3_reinforce.zoo import _SafeYaml
+    from sb3_reinforce.zoo.safe_loading import _SafeYaml
 
     stream = io.StringIO(_billion_laughs())
     stream.name = "args.yml"

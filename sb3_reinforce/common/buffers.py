@@ -350,6 +350,12 @@ def unpack_ternary(packed: np.ndarray, n_values: int) -> np.ndarray:
     return positive - negative
 
 
+def _check_ternary_space(observation_space: spaces.Space, buffer_name: str) -> None:
+    """The ternary buffers store values in {-1, 0, 1}: their space must be a ``Box`` within [-1, 1]."""
+    if not isinstance(observation_space, spaces.Box) or observation_space.low.min() < -1 or observation_space.high.max() > 1:
+        raise ValueError(f"{buffer_name} needs a Box observation space within [-1, 1], got {observation_space}")
+
+
 class PackedTernaryObservations:
     """
     Observations of a batch kept packed (:func:`pack_ternary`); indexing by step (slice, int array) unpacks only
@@ -399,14 +405,7 @@ class TernaryPackedRolloutBuffer(EpisodeRolloutBuffer):
     """
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any):
-        if (
-            not isinstance(observation_space, spaces.Box)
-            or observation_space.low.min() < -1
-            or observation_space.high.max() > 1
-        ):
-            raise ValueError(
-                f"TernaryPackedRolloutBuffer needs a Box observation space within [-1, 1], got {observation_space}"
-            )
+        _check_ternary_space(observation_space, "TernaryPackedRolloutBuffer")
         self.n_values = int(np.prod(observation_space.shape))
         self.n_packed_bytes = 2 * ((self.n_values + 7) // 8)
         super().__init__(buffer_size, observation_space, action_space, **kwargs)
@@ -569,27 +568,17 @@ class SparseTernaryRolloutBuffer(EpisodeRolloutBuffer):
         buffer_size: int,
         observation_space: spaces.Space,
         action_space: spaces.Space,
-        device: str = "auto",
-        n_envs: int = 1,
-        max_episode_steps: int = 100_000,
         nonzeros_per_step: int = 32,
+        **kwargs: Any,
     ):
-        if (
-            not isinstance(observation_space, spaces.Box)
-            or observation_space.low.min() < -1
-            or observation_space.high.max() > 1
-        ):
-            raise ValueError(
-                f"SparseTernaryRolloutBuffer needs a Box observation space within [-1, 1], got {observation_space}"
-            )
+        _check_ternary_space(observation_space, "SparseTernaryRolloutBuffer")
         if not isinstance(nonzeros_per_step, int | np.integer) or nonzeros_per_step < 1:
             raise ValueError(f"nonzeros_per_step must be a positive int, got {nonzeros_per_step!r}")
         self.n_values = int(np.prod(observation_space.shape))
         self.nonzeros_per_step = int(nonzeros_per_step)
         self.code_dtype = np.dtype(np.int16 if self.n_values < 2**15 - 1 else np.int32)
-        super().__init__(
-            buffer_size, observation_space, action_space, device=device, n_envs=n_envs, max_episode_steps=max_episode_steps
-        )
+        # device, n_envs and max_episode_steps as for EpisodeRolloutBuffer
+        super().__init__(buffer_size, observation_space, action_space, **kwargs)
 
     def _obs_layout(self) -> dict[str | None, tuple[tuple[int, ...], np.dtype]]:
         # One number per row: how many non-zero values the step has (its codes are in the env's stream)

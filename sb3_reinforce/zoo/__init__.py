@@ -41,101 +41,17 @@ export-best, validate), :mod:`~sb3_reinforce.zoo.tools` (record-video, record-tr
 :mod:`~sb3_reinforce.zoo.action_spaces`.
 """
 
-# The names of the single-module layout (before the split into one-job modules), all still importable from here
-import argparse  # noqa: F401
-import contextlib  # noqa: F401
-import functools  # noqa: F401
-import importlib  # noqa: F401
-import os  # noqa: F401
-import re  # noqa: F401
-import sys  # noqa: F401
-import time  # noqa: F401
-from collections.abc import Callable, Iterator, Sequence  # noqa: F401
-from pathlib import Path  # noqa: F401
-from typing import Any  # noqa: F401
-
-import yaml  # noqa: F401
-from rl_zoo3.exp_manager import ExperimentManager  # noqa: F401
-from stable_baselines3.common.vec_env import VecEnv  # noqa: F401
-
-from sb3_reinforce.common.safety import UsageError, atomic_write, check_env_id, check_input_file  # noqa: F401
-from sb3_reinforce.common.serialization import other_algorithm_message  # noqa: F401
-from sb3_reinforce.hyperparams import (  # noqa: F401
-    MAX_YAML_BYTES,
-    HyperparamsError,
-    check_hyperparams_code,
-    default_hyperparams_path,
-    load_hyperparams_file,
-    load_yaml,
-    parse_python_literal,
-    parse_yaml,
-    select_env_entry,
-    to_yaml_data,
-    trusted_code,
-    validate_hyperparams_content,
-    validate_reinforce_hyperparams,
-)
-from sb3_reinforce.hyperparams.building import make_vec_env_from_entry  # noqa: F401
-from sb3_reinforce.pong.registration import KARPATHY_PONG_ID  # noqa: F401
-from sb3_reinforce.tuning import (  # noqa: F401
-    SAMPLED_KEYS,
-    STUDY_ATTR_ALGO,
-    STUDY_ATTR_BUDGET,
-    STUDY_ATTR_ENV,
-    STUDY_ATTR_HYPERPARAMS,
-    STUDY_ATTR_SEARCH_SPACE,
-    STUDY_ATTR_SEARCH_SPACE_SHA256,
-    TRIAL_ATTR_BUDGET,
-    StudyError,
-    best_trial_hyperparams,
-    canonical_sha256,
-    convert_reinforce_params,
-    describe_search_space,
-    load_study,
-    reinforce_search_space,
-    sample_reinforce_params,
-    select_trial,
-)
 from sb3_reinforce.zoo.action_spaces import algorithms_supporting, check_action_space
-from sb3_reinforce.zoo.cli import _COMMANDS, main  # noqa: F401
+from sb3_reinforce.zoo.cli import main
 from sb3_reinforce.zoo.commands import enjoy, export_best, train, validate
-from sb3_reinforce.zoo.experiment import ReinforceExperimentManager, _differences  # noqa: F401
-from sb3_reinforce.zoo.running import (  # noqa: F401
-    _ENV_MODULES,
-    _TRUST_CODE_HELP,
-    TRUST_CODE_FLAG,
-    _argv,
-    _check_zoo_arguments,
-    _checked_get_model_path,
-    _import_env_modules,
-    _trust_code_flag,
-    _with_default_algo,
-    register_reinforce,
-    rl_zoo3_algo_path,
-    run_rl_zoo3_script,
-    zoo_patches,
-)
-from sb3_reinforce.zoo.safe_loading import (  # noqa: F401
-    SafeStoreDict,
-    _parse_literal_keys,
-    _safe_vec_normalize_load,
-    _SafePickle,
-    _SafeYaml,
-    parse_cli_value,
-    safe_get_saved_hyperparams,
-)
-from sb3_reinforce.zoo.storage import (  # noqa: F401
-    _MEMORY_STORAGE,
-    _hide_password,
-    _OptunaForZoo,
-    _report_stale_trial,
-    default_storage_url,
-    normalize_storage_url,
-    optuna_storage,
-)
+from sb3_reinforce.zoo.experiment import ReinforceExperimentManager
+from sb3_reinforce.zoo.running import TRUST_CODE_FLAG, register_reinforce, rl_zoo3_algo_path, run_rl_zoo3_script, zoo_patches
+from sb3_reinforce.zoo.safe_loading import SafeStoreDict, parse_cli_value, safe_get_saved_hyperparams
+from sb3_reinforce.zoo.storage import default_storage_url, normalize_storage_url, optuna_storage
 from sb3_reinforce.zoo.tools import plot, record_training, record_video
 
 __all__ = [
+    "TRUST_CODE_FLAG",
     "ReinforceExperimentManager",
     "SafeStoreDict",
     "algorithms_supporting",
@@ -151,6 +67,7 @@ __all__ = [
     "record_training",
     "record_video",
     "register_reinforce",
+    "rl_zoo3_algo_path",
     "run_rl_zoo3_script",
     "safe_get_saved_hyperparams",
     "train",
