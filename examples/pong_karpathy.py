@@ -32,15 +32,15 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.estimators import BASELINES
 from sb3_reinforce.common.safety import atomic_write
-from sb3_reinforce.hyperparams import load_hyperparams
+from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams, make_vec_env_from_entry
 from sb3_reinforce.pong.evaluation import MAX_EVAL_GAMES, MIN_EVAL_GAMES, evaluate_pong
 from sb3_reinforce.pong.karpathy import karpathy_pong
-from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
-from sb3_reinforce.pong.vec_env import make_pong_vec_env
+from sb3_reinforce.pong.registration import KARPATHY_PONG_ID, STICKY_ACTION_PROBABILITY
 from sb3_reinforce.pong.wrappers import make_karpathy_pong_env
 
 CSV_HEADER = ["episode", "wall_seconds", "timesteps", "reward", "running_reward"]
@@ -160,7 +160,12 @@ def read_progress(run_dir: pathlib.Path) -> dict[str, Any]:
 
 
 def play(
-    checkpoint: str, video: str | None, episodes: int, seed: int, max_steps: int, repeat_action_probability: float = 0.25
+    checkpoint: str,
+    video: str | None,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    repeat_action_probability: float = STICKY_ACTION_PROBABILITY,
 ) -> None:
     """Greedy (deterministic) play of a saved model; records an mp4 of the first episode if ``video`` is given."""
     model = REINFORCE.load(checkpoint, device="cpu")
@@ -182,7 +187,11 @@ def play(
     if video:
         import imageio.v2 as imageio
 
-        imageio.mimsave(video, frames, fps=30, macro_block_size=1)
+        # Encoded in memory, then written atomically (a kill leaves no half-written video)
+        video_format = pathlib.Path(video).suffix.lstrip(".") or "mp4"
+        data = imageio.mimwrite("<bytes>", frames, format=video_format, fps=30, macro_block_size=1)
+        with atomic_write(video) as file:
+            file.write(data)
         print(f"video: {video} ({len(frames)} frames, {os.path.getsize(video)} bytes)")
 
 
@@ -209,7 +218,9 @@ def plot(csv_path: pathlib.Path, png_path: str) -> None:
     left.legend(loc="lower right")
     figure.suptitle(f"REINFORCE, Karpathy's Pong agent: {episodes[-1]} episodes in {minutes[-1]:.0f} min")
     figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
+    with atomic_write(png_path) as file:
+        figure.savefig(file, format=pathlib.Path(png_path).suffix.lstrip(".") or "png", dpi=100)
+    plt.close(figure)
     print(f"plot: {png_path}")
 
 
@@ -223,7 +234,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baseline",
         choices=list(BASELINES),
         default=None,
-        help="baseline subtracted from the returns (default: the zoo entry's; value: a linear value head on the hidden layer)",
+        help="baseline subtracted from the returns (default: the zoo entry's): "
+        + "; ".join(f"{name}: {baseline.description}" for name, baseline in BASELINES.items())
+        + " (KarpathyPolicy's V(s) is a linear head on the hidden layer)",
     )
     parser.add_argument("--ent-coef", type=float, default=None, help="entropy bonus coefficient (default: the zoo entry's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the games (game i gets SEED + i) and network")
@@ -231,15 +244,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat-action-probability",
         type=float,
         default=None,
-        help="sticky actions of training and --play (default 0.25, ALE/Pong-v5; 0.0: the deterministic emulator, which "
-        "the agent can learn instead of the game; --resume: the run's own)",
+        help=f"sticky actions of training and --play (default {STICKY_ACTION_PROBABILITY:g}, ALE/Pong-v5; 0.0: the "
+        "deterministic emulator, which the agent can learn instead of the game; --resume: the run's own)",
     )
     parser.add_argument(
         "--eval-games",
         type=int,
         default=MIN_EVAL_GAMES,
-        help=f"games per policy of the final evaluation (evaluate_pong: held-out seeds, sticky actions 0.25, greedy and "
-        f"stochastic; at least {MIN_EVAL_GAMES}, 0 to skip it)",
+        help=f"games per policy of the final evaluation (evaluate_pong: held-out seeds, sticky actions "
+        f"{STICKY_ACTION_PROBABILITY:g}, greedy and stochastic; at least {MIN_EVAL_GAMES}, 0 to skip it)",
     )
     parser.add_argument("--timesteps", type=int, default=100_000_000, help="total env steps (all envs)")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of wall clock")
@@ -254,6 +267,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-play-steps", type=int, default=30_000)
     parser.add_argument("--plot", metavar="PNG", default=None, help="plot RUN_DIR/episodes.csv to PNG instead of training")
     return parser.parse_args(argv)
+
+
+def training_env(n_envs: int | None, seed: int, repeat_action_probability: float) -> VecEnv:
+    """
+    The training envs of a resumed run, built from the ``KarpathyPong-v0`` entry as :func:`karpathy_pong` builds a
+    new run's (the one path from an entry to envs: its ``env_kwargs``, ``n_envs`` and wrappers), with the run's
+    sticky actions.
+    """
+    _, zoo = build_model_kwargs(load_hyperparams("reinforce", KARPATHY_PONG_ID))
+    zoo = {**zoo, "env_kwargs": {**zoo["env_kwargs"], "repeat_action_probability": repeat_action_probability}}
+    return make_vec_env_from_entry(KARPATHY_PONG_ID, zoo, n_envs=n_envs, seed=seed)
 
 
 def final_evaluation(model: REINFORCE, run_dir: pathlib.Path, n_games: int, training_seeds: list[int]) -> None:
@@ -274,7 +298,7 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         )
     th.set_num_threads(args.torch_threads)
     if args.play:
-        sticky = 0.25 if args.repeat_action_probability is None else args.repeat_action_probability
+        sticky = STICKY_ACTION_PROBABILITY if args.repeat_action_probability is None else args.repeat_action_probability
         play(args.play, args.video, args.play_episodes, args.seed, args.max_play_steps, sticky)
         return None
     run_dir = pathlib.Path(args.run_dir)
@@ -288,7 +312,7 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
     if args.baseline is not None:
-        overrides["baseline"] = None if args.baseline == "none" else args.baseline
+        overrides["baseline"] = BASELINES[args.baseline].value
     if args.ent_coef is not None:
         overrides["ent_coef"] = args.ent_coef
     episode, running_reward, wall_offset = 0, None, 0.0
@@ -307,14 +331,13 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         training_seeds = [int(seed) for seed in progress.get("training_seeds", [args.seed])]
         # New sticky-action noise for the resumed games (the first session's seed would replay its own)
         seed = args.seed + episode
-        n_envs = args.n_envs if args.n_envs is not None else load_hyperparams("reinforce", KARPATHY_PONG_ID)["n_envs"]
-        env = make_pong_vec_env(n_envs=n_envs, seed=seed, repeat_action_probability=sticky)
+        env = training_env(args.n_envs, seed, sticky)
         model = REINFORCE.load(checkpoint, env=env, device="cpu")
         # SB3's load reseeds the env with the model's saved seed: seed it (and torch) with this session's
         model.set_random_seed(seed)
         print(f"resumed from {checkpoint}: {model.num_timesteps} steps, episode {episode}, running reward {running_reward}")
     else:
-        sticky = 0.25 if args.repeat_action_probability is None else args.repeat_action_probability
+        sticky = STICKY_ACTION_PROBABILITY if args.repeat_action_probability is None else args.repeat_action_probability
         training_seeds, seed = [], args.seed
         model = karpathy_pong(n_envs=args.n_envs, seed=seed, env_kwargs=dict(repeat_action_probability=sticky), **overrides)
     training_seeds.append(seed)

@@ -249,3 +249,125 @@ def test_the_zoo_builds_karpathy_pong_through_it(tmp_path, monkeypatch):
     assert isinstance(env.unwrapped, PongVecEnv)
     env.close()
     eval_env.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A saved policy is studied, and a Pong run resumed, on the envs of its entry
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: An entry of the shipped file that normalizes (normalize: true)
+NORMALIZED_ENV_ID = "Acrobot-v1"
+
+
+@pytest.fixture
+def acrobot_snapshot(tmp_path) -> tuple[Path, Path]:
+    """A REINFORCE snapshot of the Acrobot-v1 entry and its VecNormalize statistics (far from the identity)."""
+    from sb3_reinforce.hyperparams import load_hyperparams
+
+    entry = load_hyperparams("reinforce", NORMALIZED_ENV_ID)
+    model, env, _ = make_model_from_entry(
+        "reinforce", NORMALIZED_ENV_ID, entry, seed=0, n_envs=1, evaluation_env=False, device="cpu"
+    )
+    normalization = find(env, VecNormalize)
+    normalization.obs_rms.mean[:] = 0.5
+    normalization.obs_rms.var[:] = 4.0
+    model.save(tmp_path / "snapshot.zip")
+    normalization.save(str(tmp_path / "vecnormalize.pkl"))
+    env.close()
+    return tmp_path / "snapshot.zip", tmp_path / "vecnormalize.pkl"
+
+
+def test_variance_refuses_a_snapshot_of_a_normalizing_entry_without_its_statistics(tmp_path, acrobot_snapshot, capsys):
+    from sb3_reinforce.variance import main
+
+    snapshot, _ = acrobot_snapshot
+    argv = ["--env", NORMALIZED_ENV_ID, "--model", str(snapshot), "--variants", "total", "--n-batches", "2"]
+    # It used to sample the batches on the raw Acrobot-v1 observations, which the policy never saw
+    assert main([*argv, "--n-episodes", "1", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "Acrobot-v1" in err and "normalizes" in err and "--vecnormalize" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_variance_samples_a_snapshot_on_its_entry_env_with_its_statistics(tmp_path, acrobot_snapshot, capsys):
+    from sb3_reinforce.variance import gradient_variance, main, sampling_env
+
+    snapshot, statistics = acrobot_snapshot
+    env = sampling_env(NORMALIZED_ENV_ID, seed=3, statistics=statistics)
+    normalization = find(env, VecNormalize)
+    assert not normalization.training and normalization.obs_rms.mean.tolist() == [0.5] * 6
+    model = REINFORCE.load(snapshot, env=env, device="cpu")
+    (expected,) = gradient_variance(model, env, ["total"], n_batches=2, n_episodes=1, seed=3)
+    env.close()
+
+    argv = ["--env", NORMALIZED_ENV_ID, "--model", str(snapshot), "--vecnormalize", str(statistics), "--seed", "3"]
+    assert main([*argv, "--variants", "total", "--n-batches", "2", "--n-episodes", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    markdown = (tmp_path / "variance.md").read_text()
+    assert f"| total | {expected.trace_cov:.4g} |" in markdown
+    assert f"normalization statistics {statistics}" in markdown
+
+
+def test_variance_samples_a_snapshot_trained_without_normalization_when_told(tmp_path, acrobot_snapshot, capsys):
+    from sb3_reinforce.variance import main, sampling_env
+
+    snapshot, _ = acrobot_snapshot
+    env = sampling_env(NORMALIZED_ENV_ID, seed=0, statistics="none")
+    assert VecNormalize not in chain(env)
+    env.close()
+    argv = ["--env", NORMALIZED_ENV_ID, "--model", str(snapshot), "--vecnormalize", "none", "--variants", "total"]
+    assert main([*argv, "--n-batches", "2", "--n-episodes", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert "no normalization (--vecnormalize none)" in (tmp_path / "variance.md").read_text()
+
+
+def test_variance_refuses_statistics_for_a_fresh_policy(tmp_path, capsys):
+    from sb3_reinforce.variance import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--env", ENV_ID, "--vecnormalize", str(tmp_path / "vecnormalize.pkl"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "--vecnormalize gives the statistics of a --model snapshot" in capsys.readouterr().err
+
+
+def test_the_pong_example_resumes_on_the_envs_of_the_entry(monkeypatch):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "examples" / "pong_karpathy.py"
+    spec = importlib.util.spec_from_file_location("pong_karpathy_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    entry = example.load_hyperparams("reinforce", KARPATHY_PONG_ID)
+    entry.update(n_envs=3, env_kwargs={"frameskip": 2, "repeat_action_probability": 0.25})
+    monkeypatch.setattr(example, "load_hyperparams", lambda algo, env_id: dict(entry))
+    # The resume used to build make_pong_vec_env(n_envs, seed, sticky) by hand: the entry's other env_kwargs were lost
+    env = example.training_env(None, seed=7, repeat_action_probability=0.0)
+    pong = env.unwrapped
+    assert isinstance(pong, PongVecEnv) and (pong.num_envs, pong.frameskip, pong.repeat_action_probability) == (3, 2, 0.0)
+    env.close()
+
+
+def test_the_cartpole_example_trains_and_evaluates_on_the_envs_of_the_entry(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parents[1] / "examples" / "cartpole.py"
+    spec = importlib.util.spec_from_file_location("cartpole_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    entry = {**example.load_hyperparams("reinforce", ENV_ID), "frame_stack": 2, "n_envs": 2}
+    monkeypatch.setattr(example, "load_hyperparams", lambda algo, env_id: dict(entry))
+    evaluated = []
+    real_evaluate = example.evaluate_policy
+
+    def evaluate(model, env, **kwargs):
+        evaluated.append((model.observation_space.shape, chain(env)))
+        return real_evaluate(model, env, **kwargs)
+
+    monkeypatch.setattr(example, "evaluate_policy", evaluate)
+    monkeypatch.setattr(sys, "argv", ["cartpole.py", "--timesteps", "64", "--save", str(tmp_path / "model")])
+    example.main()
+    # The example used to build make_vec_env("CartPole-v1") by hand: the entry's frame_stack was lost
+    assert evaluated == [((8,), [VecFrameStack, DummyVecEnv])]
+    assert "CartPole-v1, REINFORCE" in capsys.readouterr().out

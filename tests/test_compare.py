@@ -259,9 +259,9 @@ def test_minutes_cli_records_steps_episodes_and_time(tmp_path):
 def test_minutes_and_checkpoint_minutes_are_checked(tmp_path, capsys):
     from sb3_reinforce.compare import main
 
-    for option, value in (("--minutes", "0"), ("--minutes", "nan"), ("--checkpoint-minutes", "-1")):
+    for option, value in (("--minutes", "0"), ("--minutes", "nan"), ("--checkpoint-minutes", "-1"), ("--timesteps", "0")):
         assert main(["--algos", "reinforce", "--out", str(tmp_path / "out"), option, value]) == 2
-        assert f"error: {option} " in capsys.readouterr().err
+        assert f"error: {option} {value}: expected " in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="timesteps=None needs a wall-clock budget"):
         run_comparison("CartPole-v1", [parse_algo_spec("reinforce")], [0], None, tmp_path)

@@ -1,17 +1,24 @@
 """The estimator registry: exact weights of the time-dependent baseline, and the registry's own contracts."""
 
+import importlib.util
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
 from sb3_reinforce.common.estimators import (
     BASELINES,
     RETURN_MODES,
+    Baseline,
     get_baseline,
     get_return_mode,
     leave_one_episode_out_time_mean,
     policy_gradient_weights,
 )
 from tests.test_returns import starts_of
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_time_baseline_exact_weights():
@@ -84,3 +91,74 @@ def test_every_estimator_computes_finite_weights(return_mode, baseline):
 def test_unknown_names_list_the_registry(getter, value, names):
     with pytest.raises(ValueError, match=f"{value!r} is not allowed: use one of {names}"):
         getter(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What a baseline needs is read from its registry entry by every tool (no list of names, no string comparison)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _add_baseline(monkeypatch, name: str, **needs: bool) -> Baseline:
+    """Register one more baseline (the registry is the only place a baseline is declared)."""
+    added = Baseline(name, f"{name}: a baseline added for the test", BASELINES["mean"].weights, **needs)
+    monkeypatch.setitem(BASELINES, name, added)
+    return added
+
+
+def test_the_leave_one_out_flag_is_declared_by_the_baselines_that_need_other_episodes():
+    assert [name for name, b in BASELINES.items() if b.needs_other_episodes] == ["mean", "optimal", "time"]
+    # With one episode, each of them subtracts 0: the weights are those of no baseline
+    rewards = np.array([1.0, 2.0, 3.0])
+    plain, _ = policy_gradient_weights(rewards, starts_of(3), gamma=0.9)
+    for name, baseline in BASELINES.items():
+        if baseline.needs_other_episodes:
+            weights, _ = policy_gradient_weights(rewards, starts_of(3), gamma=0.9, baseline=name, score_sq_norms=np.ones(3))
+            np.testing.assert_array_equal(weights, plain)
+
+
+def test_optuna_draws_a_new_leave_one_out_baseline_only_for_batches_of_several_episodes(monkeypatch):
+    from sb3_reinforce.tuning import reinforce_search_space
+
+    _add_baseline(monkeypatch, "median", needs_other_episodes=True)
+    _add_baseline(monkeypatch, "critic2", needs_values=True)
+    space = reinforce_search_space()
+    assert "median" in space["baseline"].choices and "critic2" in space["baseline"].choices
+    # the tuning module used to keep its own list {"mean", "optimal", "time"}: "median" was drawn for one episode
+    assert "median" not in space["baseline_one_episode"].choices
+    assert set(space["baseline_one_episode"].choices) == {"none", "value", "critic2"}
+
+
+@pytest.mark.parametrize(
+    ("baseline", "keeps_gae_lambda"), [("value", True), ("critic2", True), ("mean", False), (None, False)]
+)
+def test_compare_keeps_gae_lambda_for_every_baseline_with_a_critic(monkeypatch, baseline, keeps_gae_lambda):
+    from sb3_reinforce.compare.records import resolve_entry
+    from sb3_reinforce.compare.specs import AlgoSpec
+
+    _add_baseline(monkeypatch, "critic2", needs_values=True)
+    spec = AlgoSpec(label="reinforce", algo="reinforce", overrides={"baseline": baseline, "gae_lambda": 0.9})
+    entry, _ = resolve_entry(spec, "CartPole-v1")
+    # compare used to compare the name with "value": a new critic baseline lost its gae_lambda
+    assert entry["baseline"] == baseline and ("gae_lambda" in entry) == keeps_gae_lambda
+
+
+def _pong_example() -> Any:
+    spec = importlib.util.spec_from_file_location("pong_karpathy_example", ROOT / "examples" / "pong_karpathy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_pong_example_offers_and_describes_the_registry_baselines(monkeypatch, capsys):
+    _add_baseline(monkeypatch, "median", needs_other_episodes=True)
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: the help text is read unwrapped
+    example = _pong_example()
+    with pytest.raises(SystemExit):
+        example.parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    assert "--baseline {none,mean,optimal,time,value,median}" in help_text
+    # every baseline's description comes from its registry entry (the help used to be written by hand)
+    for name, baseline in BASELINES.items():
+        assert f"{name}: {baseline.description}" in help_text
+    assert example.parse_args(["--baseline", "median"]).baseline == "median"

@@ -57,9 +57,10 @@ def test_bad_ray_arguments_are_one_line(tmp_path, capsys):
         sock.bind(("127.0.0.1", 0))
         free_port = sock.getsockname()[1]
     out = tmp_path / "out"
+    address = "127.0.0.1:6379"
     for extra, message in (
-        (["--ray-address", "127.0.0.1:6379", "--ray-cpus-per-task", "0"], "--ray-cpus-per-task 0: must be a number of CPUs"),
-        (["--ray-address", "127.0.0.1:6379", "--ray-cpus-per-task", "nan"], "--ray-cpus-per-task nan: must be"),
+        (["--ray-address", address, "--ray-cpus-per-task", "0"], "--ray-cpus-per-task 0: expected a number in (0, inf) (CPUs"),
+        (["--ray-address", address, "--ray-cpus-per-task", "nan"], "--ray-cpus-per-task nan: expected a number in (0, inf)"),
         (["--ray-address", "127.0.0.1"], "--ray-address '127.0.0.1':"),
         (["--ray-address", f"127.0.0.1:{free_port}"], f"--ray-address '127.0.0.1:{free_port}': no Ray cluster answers"),
     ):

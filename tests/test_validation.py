@@ -121,7 +121,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str, str]] = [
         reinforce(rollout_buffer_kwargs=dict(max_episode_steps=0)),
         ValueError,
         "max_episode_steps",
-        "positive int",
+        "[1, inf)",
     ),
     # bookkeeping
     ("stats_window_size-zero", reinforce(stats_window_size=0), ValueError, "stats_window_size", "[1, inf)"),

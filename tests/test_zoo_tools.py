@@ -184,3 +184,69 @@ def test_rl_zoo3_train_has_no_hook_for_another_algorithm(tmp_path, monkeypatch, 
     assert info.value.code == 2
     assert "argument --algo: invalid choice: 'reinforce'" in capsys.readouterr().err
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_plot_that_fails_while_being_written_leaves_the_previous_file(tmp_path, monkeypatch):
+    # A crash inside savefig (a full disk, an interrupt) used to leave a truncated PNG where the last good one was
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from sb3_reinforce.zoo.tools import _save_figures
+
+    target = tmp_path / "curve.png"
+    target.write_bytes(b"the previous plot")
+    before = set(plt.get_fignums())
+    plt.figure()
+    plt.plot([0, 1], [0, 1])
+
+    def half_written(self, fname, **kwargs):
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG half")
+        else:
+            Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        _save_figures(str(target), before)
+    plt.close("all")
+    assert target.read_bytes() == b"the previous plot"
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]
+
+
+def test_the_run_files_of_the_zoo_are_replaced_together_or_not_at_all(tmp_path, monkeypatch):
+    # config.yml was written before args.yml was even encoded: a failure in between left a new config beside an old
+    # args.yml, a pair enjoy would then read as one run
+    import argparse
+
+    import yaml
+
+    from sb3_reinforce.zoo.experiment import ReinforceExperimentManager
+
+    for name in ("config.yml", "args.yml", "command.txt"):
+        (tmp_path / name).write_text(f"previous {name}")
+    manager = ReinforceExperimentManager.__new__(ReinforceExperimentManager)
+    manager.params_path = str(tmp_path)
+    manager.save_path = str(tmp_path)
+    manager.args = argparse.Namespace(env="CartPole-v1", storage=None)
+    real_dump = yaml.safe_dump
+
+    def dump_fails_on_args(data, *args, **kwargs):
+        if "env" in data:
+            raise yaml.representer.RepresenterError("cannot represent an object")
+        return real_dump(data, *args, **kwargs)
+
+    monkeypatch.setattr(yaml, "safe_dump", dump_fails_on_args)
+    with pytest.raises(yaml.representer.RepresenterError):
+        manager._save_config({"policy": "MlpPolicy"})
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        name: f"previous {name}" for name in ("config.yml", "args.yml", "command.txt")
+    }
+    monkeypatch.setattr(yaml, "safe_dump", real_dump)
+    manager._save_config({"policy": "MlpPolicy"})
+    assert yaml.safe_load((tmp_path / "config.yml").read_text()) == {"policy": "MlpPolicy"}
+    assert yaml.safe_load((tmp_path / "args.yml").read_text()) == {"env": "CartPole-v1", "storage": None}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["args.yml", "command.txt", "config.yml"]

@@ -6,6 +6,7 @@ running stay in the buffer and are used by a later update, importance-weighted f
 by an older policy (each step keeps the log-probability it was sampled with and the policy version).
 """
 
+import math
 import warnings
 from typing import Any, NamedTuple
 
@@ -14,6 +15,8 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
+
+from sb3_reinforce.common.checks import check_number
 
 ObsArray = Any  # np.ndarray, dict[str, np.ndarray], PackedTernaryObservations or SparseTernaryObservations
 
@@ -68,8 +71,7 @@ class EpisodeRolloutBuffer(BaseBuffer):
         max_episode_steps: int = 100_000,
     ):
         super().__init__(buffer_size, observation_space, action_space, device=device, n_envs=n_envs)
-        if max_episode_steps <= 0:
-            raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
+        check_number("max_episode_steps", max_episode_steps, 1, math.inf, integer=True)
         self.max_episode_steps = int(max_episode_steps)
         self.capacity = max(int(buffer_size), 2)
         self.reset()
@@ -572,8 +574,7 @@ class SparseTernaryRolloutBuffer(EpisodeRolloutBuffer):
         **kwargs: Any,
     ):
         _check_ternary_space(observation_space, "SparseTernaryRolloutBuffer")
-        if not isinstance(nonzeros_per_step, int | np.integer) or nonzeros_per_step < 1:
-            raise ValueError(f"nonzeros_per_step must be a positive int, got {nonzeros_per_step!r}")
+        check_number("nonzeros_per_step", nonzeros_per_step, 1, math.inf, integer=True)
         self.n_values = int(np.prod(observation_space.shape))
         self.nonzeros_per_step = int(nonzeros_per_step)
         self.code_dtype = np.dtype(np.int16 if self.n_values < 2**15 - 1 else np.int32)

@@ -124,6 +124,8 @@ class Baseline:
         time-limit truncations are bootstrapped with ``gamma * V(s_T)`` and ``gae_lambda`` may be below 1
     :param needs_score_norms: needs ``|g_t|^2``, the squared gradient of ``log pi(a_t|s_t)`` with respect to the
         action distribution's parameters
+    :param needs_other_episodes: a statistic of the batch's *other* episodes: with one episode per batch it
+        subtracts 0 (the Optuna space then does not draw it)
     """
 
     name: str
@@ -131,6 +133,7 @@ class Baseline:
     weights: Callable[[EstimatorInputs], np.ndarray]
     needs_values: bool = False
     needs_score_norms: bool = False
+    needs_other_episodes: bool = False
 
     @property
     def value(self) -> str | None:
@@ -219,17 +222,19 @@ BASELINES: dict[str, Baseline] = {
     baseline.name: baseline
     for baseline in (
         Baseline("none", "nothing subtracted", _no_baseline),
-        Baseline("mean", "mean return of the batch's other episodes", _minus_constant(_mean)),
+        Baseline("mean", "mean return of the batch's other episodes", _minus_constant(_mean), needs_other_episodes=True),
         Baseline(
             "optimal",
             "variance-minimizing constant sum |g|^2 R / sum |g|^2 over the other episodes",
             _minus_constant(_optimal),
             needs_score_norms=True,
+            needs_other_episodes=True,
         ),
         Baseline(
             "time",
             "mean return at the same time index over the batch's other episodes",
             _minus_constant(_time),
+            needs_other_episodes=True,
         ),
         Baseline("value", "learned V(s) regressed on the Monte-Carlo returns; advantage by GAE(gae_lambda)", _value, True),
     )

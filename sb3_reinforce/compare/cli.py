@@ -7,6 +7,7 @@ import math
 import sys
 from collections.abc import Sequence
 
+from sb3_reinforce.common.checks import number_problem
 from sb3_reinforce.common.estimators import variant_grammar
 from sb3_reinforce.common.safety import UsageError, check_env_id, check_input_file
 from sb3_reinforce.compare import ray_backend
@@ -118,15 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.conf_file is not None:
             check_input_file(args.conf_file, "--conf-file")
         for option, value in (("--minutes", args.minutes), ("--checkpoint-minutes", args.checkpoint_minutes)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise UsageError(f"{option} {value:g}: must be a finite number of minutes > 0")
+            problem = None if value is None else number_problem(value, 0, math.inf, low_open=True)
+            if problem is not None:
+                raise UsageError(f"{option} {value:g}: {problem} (minutes)")
         from sb3_reinforce.compare.pong import is_pong
         from sb3_reinforce.pong.evaluation import MIN_EVAL_GAMES
 
         if is_pong(args.env) and args.eval_episodes < MIN_EVAL_GAMES:
             raise UsageError(f"--eval-episodes {args.eval_episodes}: the Pong protocol plays at least {MIN_EVAL_GAMES} games")
-        if args.timesteps is not None and args.timesteps < 1:
-            raise UsageError(f"--timesteps {args.timesteps}: must be >= 1")
+        problem = None if args.timesteps is None else number_problem(args.timesteps, 1, math.inf, integer=True)
+        if problem is not None:
+            raise UsageError(f"--timesteps {args.timesteps}: {problem}")
         ray_runner = ray_backend.runner_from_args(args)  # --ray-address: connected to the cluster (else None)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

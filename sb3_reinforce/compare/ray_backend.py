@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sb3_reinforce.common.checks import number_problem
 from sb3_reinforce.common.safety import UsageError, atomic_write
 from sb3_reinforce.compare import pool
 from sb3_reinforce.compare.records import PROTOCOL_FIELDS, run_csv_path, run_protocol, run_record_path
@@ -117,8 +118,9 @@ def runner_from_args(args: argparse.Namespace) -> RayRunner | None:
     :raises UsageError: bad ``--ray-cpus-per-task``, Ray not installed, or no cluster at the address
     """
     cpus = args.ray_cpus_per_task
-    if cpus is not None and not (math.isfinite(cpus) and cpus > 0):
-        raise UsageError(f"--ray-cpus-per-task {cpus:g}: must be a number of CPUs > 0 (fractions allowed)")
+    problem = None if cpus is None else number_problem(cpus, 0, math.inf, low_open=True)
+    if problem is not None:
+        raise UsageError(f"--ray-cpus-per-task {cpus:g}: {problem} (CPUs; fractions allowed)")
     if args.ray_address is None:
         if cpus is not None:
             raise UsageError("--ray-cpus-per-task is for runs on a Ray cluster: give --ray-address too")

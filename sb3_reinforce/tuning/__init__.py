@@ -13,6 +13,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, distribution_to_json
 from torch import nn
 
+from sb3_reinforce.common.checks import check_number
 from sb3_reinforce.common.estimators import BASELINES, RETURN_MODES
 from sb3_reinforce.hyperparams import (
     HyperparamsError,
@@ -82,7 +83,7 @@ LEARNING_RATE_RANGE = (1e-4, 1e-2)
 #: Baselines that subtract a statistic of the batch's *other* episodes: with one episode per batch there is none,
 #: they subtract 0 and the trial is the ``"none"`` trial again, so one-episode batches draw ``baseline_one_episode``
 #: (the others only).
-LEAVE_ONE_OUT_BASELINES = frozenset({"mean", "optimal", "time"})
+LEAVE_ONE_OUT_BASELINES = frozenset(name for name, baseline in BASELINES.items() if baseline.needs_other_episodes)
 #: Entry keys the sampler sets (the other keys of the base entry are the fixed part of the search space).
 SAMPLED_KEYS = frozenset(
     {"learning_rate", "gamma", "return_mode", "baseline", "gae_lambda", "normalize_advantage", "ent_coef"}
@@ -137,8 +138,8 @@ def reinforce_search_space(
     """
     batch: dict[str, tuple[int, ...]] = {"episodes": N_EPISODES_CHOICES, "steps": N_STEPS_CHOICES}
     if n_timesteps is not None:
-        if max_episode_steps is None or max_episode_steps <= 0:
-            raise ValueError(f"max_episode_steps={max_episode_steps!r}: a positive int is needed to fit batches in a budget")
+        # a positive int is needed to fit batches in a budget
+        check_number("max_episode_steps", max_episode_steps, 1, math.inf, integer=True)
         for unit, choices in batch.items():
             batch[unit] = tuple(c for c in choices if first_update_steps(unit, c, n_envs, max_episode_steps) <= n_timesteps)
         if not any(batch.values()):
@@ -165,7 +166,7 @@ def reinforce_search_space(
     space.update(
         return_mode=CategoricalDistribution(list(RETURN_MODES)),
         baseline=CategoricalDistribution(list(BASELINES)),
-        baseline_one_episode=CategoricalDistribution([name for name in BASELINES if name not in LEAVE_ONE_OUT_BASELINES]),
+        baseline_one_episode=CategoricalDistribution([name for name, b in BASELINES.items() if not b.needs_other_episodes]),
         gae_lambda=CategoricalDistribution([0.9, 0.95, 0.98, 0.99, 1.0]),
         vf_coef=FloatDistribution(0.1, 1.0),
         normalize_advantage=CategoricalDistribution([True, False]),

@@ -23,7 +23,10 @@ Python API::
 CLI: ``python -m sb3_reinforce.compare variance --env CartPole-v1 --variants total reward_to_go ...``
 (``--model snapshot.zip`` to study a saved policy, ``--train-steps N`` to first train the zoo model N steps;
 default: a freshly initialized policy with the zoo's network). It writes ``variance.md`` (the env, batches,
-episodes per batch, seed and snapshot, then the table) and ``variance.png``.
+episodes per batch, seed and snapshot, then the table) and ``variance.png``. The batches are sampled on one env
+built from the env's zoo entry as the training envs are (``env_kwargs``, wrappers, ``frame_stack``, ``normalize``;
+the fast env for ``KarpathyPong-v0``), with frozen normalization statistics: the fresh model's own, or for a
+snapshot of an entry that normalizes, the file given with ``--vecnormalize`` (the zoo's ``vecnormalize.pkl``).
 
 Variant syntax: ``<return_mode>[+<baseline>][+norm|+nonorm]`` (a ``reinforce:`` prefix is accepted), e.g.
 ``total``, ``reward_to_go+value``, ``total+mean+norm``. Parts left out: ``reward_to_go``, no baseline, no
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +64,7 @@ __all__ = [
     "main",
     "parse_variant",
     "plot_variance",
+    "sampling_env",
     "variance_markdown",
     "variance_table",
 ]
@@ -126,9 +131,9 @@ def check_variants(model: REINFORCE, variants: Sequence[str]) -> dict[str, dict[
 def _sampling_env(env: str | gym.Env | VecEnv, seed: int) -> tuple[VecEnv, bool]:
     """One env to sample the batches on, seeded; and whether it was made here (then it is closed after)."""
     if isinstance(env, str):
-        from stable_baselines3.common.env_util import make_vec_env
+        from sb3_reinforce.hyperparams.building import make_zoo_vec_env
 
-        return make_vec_env(env, n_envs=1, seed=seed), True
+        return make_zoo_vec_env(env, n_envs=1, seed=seed), True
     if isinstance(env, VecEnv):
         if env.num_envs != 1:
             # With several envs a batch is the first episodes to end: short episodes would be over-represented
@@ -174,8 +179,10 @@ def gradient_variance(
     no entropy nor value loss), on the same batches.
 
     :param model: the policy snapshot (a REINFORCE model); its weights, gradients and counters are left as they were
-    :param env: env id, gymnasium env or VecEnv of one env (e.g. a ``VecNormalize`` with the snapshot's statistics,
-        ``training=False``), with the model's spaces; an env made here from an id is closed at the end
+    :param env: env id (the bare env, as ``make_vec_env`` makes it; the fast env for ``KarpathyPong-v0``), gymnasium
+        env or VecEnv of one env (e.g. :func:`sampling_env`: the zoo entry's wrappers, a ``VecNormalize`` with the
+        snapshot's statistics, ``training=False``), with the model's spaces; an env made here from an id is closed at
+        the end
     :param variants: estimator variants, e.g. ``["total", "reward_to_go", "reward_to_go+mean"]``; one whose baseline
         needs a critic is refused when the model has none
     :param n_batches: K >= 2, the number of batches
@@ -291,21 +298,72 @@ def plot_variance(results: Sequence[VarianceResult], path: str | Path) -> Path:
     return path
 
 
-def _entry_env(model: REINFORCE, env_id: str, seed: int) -> Any:
+def _entry_settings(env_id: str) -> dict[str, Any] | None:
+    """The zoo settings of the shipped entry of ``env_id`` (:func:`build_model_kwargs`), None if it has none."""
+    from sb3_reinforce.hyperparams import build_model_kwargs, default_hyperparams_path, load_hyperparams
+    from sb3_reinforce.hyperparams.entries import load_hyperparams_file
+
+    if env_id not in load_hyperparams_file(default_hyperparams_path("reinforce")):
+        return None
+    return build_model_kwargs(load_hyperparams("reinforce", env_id))[1]
+
+
+def _statistics_needed(env_id: str) -> str:
+    import json
+
+    from sb3_reinforce.hyperparams import default_hyperparams_path, load_hyperparams
+
+    normalize = json.dumps(load_hyperparams("reinforce", env_id)["normalize"])
+    return (
+        f"the zoo entry of {env_id} ({default_hyperparams_path('reinforce')}) normalizes (normalize: {normalize}): give "
+        "the VecNormalize statistics the snapshot was trained with (--vecnormalize, e.g. the zoo's <log "
+        f"folder>/reinforce/{env_id}_<n>/{env_id}/vecnormalize.pkl), or --vecnormalize none for a snapshot trained "
+        "without normalization"
+    )
+
+
+def sampling_env(
+    env_id: str, seed: int, model: REINFORCE | None = None, statistics: str | os.PathLike[str] | None = None
+) -> VecEnv:
     """
-    One env built from the zoo entry as the model's training envs are (wrappers, ``frame_stack``, ``normalize``),
-    with the model's normalization statistics, frozen: the batches see the observations the policy was trained on.
+    One env to sample the batches on, built as the policy's training envs were: from the zoo entry of ``env_id``
+    when the shipped file has one (``env_kwargs``, wrappers, ``frame_stack``, ``normalize``; the fast env for
+    ``KarpathyPong-v0``), else the bare env. Its ``VecNormalize`` statistics are frozen (``training=False``): those
+    of the file ``statistics`` (written by ``VecNormalize.save``, e.g. the zoo's ``vecnormalize.pkl``; loaded by the
+    project's restricted unpickler), else those of ``model``'s env. An entry that normalizes needs one of them,
+    or ``statistics="none"`` for a policy trained without normalization: with other statistics than the policy's
+    the batches would not be the observations it was trained on.
+
+    :param env_id: environment id
+    :param seed: seed of the env
+    :param model: a model whose env holds the statistics (the CLI's fresh zoo model)
+    :param statistics: a ``vecnormalize.pkl`` of the snapshot, or ``"none"``: no ``VecNormalize`` whatever the entry
+    :return: the env (one environment)
+    :raises ValueError: the entry normalizes and neither statistics nor a normalized ``model`` env is given
     """
     from stable_baselines3.common.vec_env import sync_envs_normalization, unwrap_vec_normalize
 
-    from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams
-    from sb3_reinforce.hyperparams.building import make_vec_env_from_entry
+    from sb3_reinforce.common.serialization import load_vec_normalize
+    from sb3_reinforce.hyperparams.building import make_vec_env_from_entry, make_zoo_vec_env
 
-    _, zoo = build_model_kwargs(load_hyperparams("reinforce", env_id))
-    env = make_vec_env_from_entry(env_id, zoo, n_envs=1, seed=seed)
+    def frozen(venv: VecEnv) -> VecEnv:
+        assert statistics is not None
+        return venv if statistics == "none" else load_vec_normalize(statistics, venv)
+
+    normalize_env = frozen if statistics is not None else None
+    zoo = _entry_settings(env_id)
+    if zoo is None:
+        env = make_zoo_vec_env(env_id, n_envs=1, seed=seed)
+        env = normalize_env(env) if normalize_env is not None else env
+    else:
+        trained_on = None if model is None else unwrap_vec_normalize(model.get_env())
+        if zoo["normalize"] is not None and statistics is None and trained_on is None:
+            raise ValueError(_statistics_needed(env_id))
+        env = make_vec_env_from_entry(env_id, zoo, n_envs=1, seed=seed, normalize_env=normalize_env)
     normalization = unwrap_vec_normalize(env)
     if normalization is not None:
-        sync_envs_normalization(model.get_env(), env)
+        if statistics is None and model is not None and unwrap_vec_normalize(model.get_env()) is not None:
+            sync_envs_normalization(model.get_env(), env)
         normalization.training = False
     return env
 
@@ -323,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="REINFORCE .zip snapshot (None: a fresh policy with the zoo entry's network)"
     )
     parser.add_argument(
+        "--vecnormalize",
+        default=None,
+        help="with --model: the VecNormalize statistics the snapshot was trained with (the zoo's vecnormalize.pkl), "
+        "needed when the env's zoo entry normalizes; 'none': the snapshot was trained without normalization",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         default=["total", "reward_to_go", "total+mean", "reward_to_go+mean", "reward_to_go+optimal"],
@@ -336,16 +400,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def describe_snapshot(model: REINFORCE, path: str | None, env_id: str, seed: int, train_steps: int) -> str:
+def describe_snapshot(
+    model: REINFORCE, path: str | None, env_id: str, seed: int, train_steps: int, statistics: str | None = None
+) -> str:
     """
     The policy snapshot, as ``variance.md`` states it: the file (with the env steps its model was trained, its
-    ``num_timesteps``, and its sha256), or the fresh zoo policy, untrained or trained ``train_steps`` env steps.
+    ``num_timesteps``, and its sha256; and the normalization statistics file, with its sha256), or the fresh zoo
+    policy, untrained or trained ``train_steps`` env steps.
     """
     if path is not None:
         import hashlib
 
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        return f"file {path} (trained {model.num_timesteps:,} env steps; sha256 {digest})"
+        def sha256(file: str) -> str:
+            return hashlib.sha256(Path(file).read_bytes()).hexdigest()
+
+        text = f"file {path} (trained {model.num_timesteps:,} env steps; sha256 {sha256(path)})"
+        if statistics == "none":
+            return text + ", no normalization (--vecnormalize none)"
+        return text + (f", normalization statistics {statistics} (sha256 {sha256(statistics)})" if statistics else "")
     trained = f"trained {model.num_timesteps:,} env steps (--train-steps {train_steps:,})" if train_steps else "untrained"
     return f"fresh policy (zoo network and settings of {env_id}, seed {seed}), {trained}"
 
@@ -362,14 +434,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(error))
     if args.model and args.train_steps:
         parser.error("--train-steps trains the fresh policy: it cannot be used with --model")
+    if args.vecnormalize and not args.model:
+        parser.error("--vecnormalize gives the statistics of a --model snapshot: a fresh policy uses its own env's")
     from sb3_reinforce.common.safety import UsageError, check_env_id, check_input_file
 
     try:
         check_env_id(args.env)
         if args.model:
             check_input_file(args.model, "--model")
-            # The snapshot must act in the env: its spaces are checked against the env's (a ValueError naming both)
-            model = REINFORCE.load(args.model, env=args.env, device="cpu")
+            if args.vecnormalize not in (None, "none"):
+                check_input_file(args.vecnormalize, "--vecnormalize")
+            settings = _entry_settings(args.env)
+            missing = args.vecnormalize is None and settings is not None and settings["normalize"] is not None
+            env = sampling_env(args.env, args.seed, statistics="none" if missing else args.vecnormalize)
+            try:
+                # The snapshot must act in the env: its spaces are checked against the env's (a ValueError naming
+                # both), before the statistics it needs are asked for
+                model = REINFORCE.load(args.model, env=env, device="cpu")
+                if missing:
+                    raise ValueError(_statistics_needed(args.env))
+            except ValueError:
+                env.close()
+                raise
         else:
             from sb3_reinforce.hyperparams import load_hyperparams
             from sb3_reinforce.hyperparams.building import make_model_from_entry
@@ -378,17 +464,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             model, _, _ = make_model_from_entry(
                 "reinforce", args.env, entry, seed=args.seed, evaluation_env=False, device="cpu"
             )
+            if args.train_steps:
+                model.learn(args.train_steps)
+            env = sampling_env(args.env, args.seed, model=model)
     except (UsageError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not args.model and args.train_steps:
-        model.learn(args.train_steps)
-    env = args.env if args.model else _entry_env(model, args.env, args.seed)
     try:
         results = gradient_variance(model, env, args.variants, args.n_batches, args.n_episodes, args.seed)
     except ValueError as error:  # a critic variant on a snapshot without critic, a bad number of batches
         parser.error(str(error))
-    snapshot = describe_snapshot(model, args.model, args.env, args.seed, args.train_steps)
+    finally:
+        env.close()
+    snapshot = describe_snapshot(model, args.model, args.env, args.seed, args.train_steps, args.vecnormalize)
     out = Path(args.out)
     markdown = variance_markdown(results, args.env, args.n_episodes, args.seed, snapshot, model.gamma)
     with atomic_write(out / "variance.md") as file:

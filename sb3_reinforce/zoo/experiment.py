@@ -4,13 +4,13 @@ import functools
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.hyperparams import (
     HyperparamsError,
     check_hyperparams_code,
@@ -181,15 +181,15 @@ class ReinforceExperimentManager(ExperimentManager):
 
     def _save_config(self, saved_hyperparams: dict[str, Any]) -> None:
         config = {key: to_yaml_data(value) for key, value in saved_hyperparams.items()}
-        with open(os.path.join(self.params_path, "config.yml"), "w") as file:
-            yaml.safe_dump(config, file)
         args = {key: to_yaml_data(value) for key, value in vars(self.args).items()}
         if isinstance(args.get("storage"), str):
             args["storage"] = _hide_password(args["storage"])
-        with open(os.path.join(self.params_path, "args.yml"), "w") as file:
-            yaml.safe_dump(args, file)
         command = " ".join(getattr(sys, "orig_argv", ["python3", *sys.argv]))
-        (Path(self.params_path) / "command.txt").write_text(command)
+        # Written whole or not at all: enjoy and the tools read config.yml and args.yml back
+        files = {"config.yml": yaml.safe_dump(config), "args.yml": yaml.safe_dump(args), "command.txt": command}
+        for name, text in files.items():
+            with atomic_write(os.path.join(self.params_path, name)) as file:
+                file.write(text.encode())
         print(f"Log path: {self.save_path}")
 
     #: Optuna heartbeat of the trials (:func:`optuna_storage`): seconds between heartbeats, and seconds without one

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sb3_reinforce.common.safety import UsageError, check_input_file
+from sb3_reinforce.common.safety import UsageError, atomic_write, check_input_file
 from sb3_reinforce.zoo.running import _argv, _trust_code_flag, _with_default_algo, run_rl_zoo3_script, run_zoo_command
 from sb3_reinforce.zoo.safe_loading import _SafePickle, _SafeYaml
 
@@ -262,7 +262,8 @@ def _save_figures(path: str, before: set[int]) -> list[str]:
     for index, number in enumerate(numbers, start=1):
         figure = plt.figure(number)
         file = target if len(numbers) == 1 else target.with_name(f"{target.stem}-{index}{target.suffix}")
-        figure.savefig(file)
+        with atomic_write(file) as stream:  # a complete image or the previous file, never half a PNG
+            figure.savefig(stream, format=file.suffix.lstrip(".") or None)
         print(f"Saved figure {figure.get_label()!r} to {file}")
         written.append(str(file))
         plt.close(figure)
