@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pickle
+import re
 import signal
 import stat
 import sys
@@ -21,15 +22,18 @@ import numpy as np
 import pytest
 import torch as th
 from rl_zoo3.utils import SimpleLinearSchedule
-from stable_baselines3 import PPO
+from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.envs import SimpleMultiObsEnv
+from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.buffers import SparseTernaryRolloutBuffer
 from sb3_reinforce.common.safety import atomic_write
-from sb3_reinforce.common.serialization import UntrustedPickleError, restricted_loads
+from sb3_reinforce.common.serialization import UntrustedPickleError, load_model, restricted_loads
+from sb3_reinforce.hyperparams import default_hyperparams_path, load_hyperparams, load_hyperparams_file
+from sb3_reinforce.hyperparams.building import make_model_from_entry
 from sb3_reinforce.reinforce.policies import REINFORCEMultiInputPolicy, REINFORCEPolicy
 
 
@@ -45,11 +49,16 @@ class _RunsShell:
 
 def _replace_entries(source: Path, destination: Path, entries: dict[str, Any]) -> Path:
     """Copy a model archive, with the given ``data`` entries replaced by base64 pickles of the given objects."""
+    return _replace_pickles(source, destination, {entry: pickle.dumps(obj) for entry, obj in entries.items()})
+
+
+def _replace_pickles(source: Path, destination: Path, pickles: dict[str, bytes]) -> Path:
+    """Copy a model archive, with the given ``data`` entries replaced by the given pickles (base64)."""
     with zipfile.ZipFile(source) as archive:
         parts = {name: archive.read(name) for name in archive.namelist()}
     data = json.loads(parts["data"])
-    for entry, obj in entries.items():
-        data[entry] = {":type:": "<class 'object'>", ":serialized:": base64.b64encode(pickle.dumps(obj)).decode()}
+    for entry, crafted in pickles.items():
+        data[entry] = {":type:": "<class 'object'>", ":serialized:": base64.b64encode(crafted).decode()}
     parts["data"] = json.dumps(data).encode()
     with zipfile.ZipFile(destination, "w") as archive:
         for name, content in parts.items():
@@ -138,18 +147,34 @@ def test_module_of_a_refused_global_is_never_imported(tmp_path: Path, saved_mode
     (tmp_path / "evil_module.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Space: pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     crafted = b"cevil_module\nSpace\n."  # protocol 0: GLOBAL evil_module.Space, nothing called
-    path = _replace_entries(saved_model, tmp_path / "evil.zip", {})
-    with zipfile.ZipFile(path) as archive:
-        parts = {name: archive.read(name) for name in archive.namelist()}
-    data = json.loads(parts["data"])
-    data["observation_space"][":serialized:"] = base64.b64encode(crafted).decode()
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, content in {**parts, "data": json.dumps(data).encode()}.items():
-            archive.writestr(name, content)
+    path = _replace_pickles(saved_model, tmp_path / "evil.zip", {"observation_space": crafted})
     with pytest.raises(UntrustedPickleError, match=r"entry 'observation_space': evil_module\.Space is not allowed"):
         REINFORCE.load(path)
     assert not marker.exists()
     assert "evil_module" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("sb3_reinforce.compare.__main__", "REINFORCEPolicy"),  # imported, it runs the compare command line
+        ("sb3_reinforce.zoo.__main__", "REINFORCEPolicy"),
+        ("sb3_reinforce.variance.__main__", "REINFORCEPolicy"),
+        ("stable_baselines3.__main__", "BasePolicy"),  # none there today: refused all the same
+        ("sb3_reinforce.__init__", "REINFORCEPolicy"),  # the package's code a second time
+    ],
+)
+def test_script_modules_of_allowed_packages_are_never_imported(
+    tmp_path: Path, saved_model: Path, monkeypatch, module: str, name: str
+) -> None:
+    # A policy class "from" a package the unpickler allows, in a module whose import runs a command line: with
+    # this argv the compare tool would print its help and exit, with another one train into any folder
+    monkeypatch.setattr(sys, "argv", ["sb3-reinforce-compare", "--help"])
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    path = _replace_pickles(saved_model, tmp_path / "evil.zip", {"policy_class": f"c{module}\n{name}\n.".encode()})
+    with pytest.raises(UntrustedPickleError, match=rf"entry 'policy_class': {re.escape(module)}\.{name} is not allowed"):
+        REINFORCE.load(path)
+    assert module not in sys.modules
 
 
 @pytest.mark.parametrize(
@@ -179,7 +204,7 @@ def test_module_of_a_refused_global_is_never_imported(tmp_path: Path, saved_mode
         ("torch.nn.modules.module", "Module"),
         ("stable_baselines3.common.save_util", "load_from_pkl"),
         ("stable_baselines3.common.vec_env", "SubprocVecEnv"),
-        ("sb3_reinforce.zoo", "os"),  # a module re-exported by an allowed package
+        ("sb3_reinforce.common.serialization", "os"),  # a module re-exported by an allowed package
         ("sb3_reinforce.common.safety", "atomic_write"),
         ("sb3_reinforce.reinforce.reinforce", "REINFORCE"),
         ("gymnasium.spaces.box", "Box.__init__"),  # dotted names walk to __globals__
@@ -195,6 +220,33 @@ def test_restricted_unpickler_refuses(module: str, name: str) -> None:
         with pytest.raises(UntrustedPickleError, match=rf"^{module}\.{name} is not allowed$") as info:
             restricted_loads(crafted)
         assert info.value.refused == {None: f"{module}.{name}"}
+
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("stable_baselines3.common.utils", "FloatSchedule"),
+        ("rl_zoo3.utils", "SimpleLinearSchedule"),
+        ("stable_baselines3.common.buffers", "RolloutBuffer"),
+        ("sb3_reinforce.common.buffers", "SparseTernaryRolloutBuffer"),
+        ("sb3_reinforce.reinforce.policies", "REINFORCEPolicy"),
+    ],
+)
+def test_a_file_cannot_change_an_allowed_class(tmp_path: Path, saved_model: Path, module: str, name: str) -> None:
+    # GLOBAL <class>, then BUILD with a slot state: pickle would setattr the class itself, for the whole process
+    # (every later schedule, buffer or policy of the process), even though the load then fails
+    import importlib
+
+    target = getattr(importlib.import_module(module), name)
+    crafted = f"c{module}\n{name}\n(N(S'__call__'\ncbuiltins\nstr\nS'add'\ncbuiltins\nstr\ndtb.".encode()
+    path = _replace_pickles(saved_model, tmp_path / "evil.zip", {"lr_schedule": crafted})
+    before = dict(vars(target))
+    with pytest.raises(UntrustedPickleError, match=rf"entry 'lr_schedule': setting attributes of the class {module}\.{name}"):
+        REINFORCE.load(path)
+    assert dict(vars(target)) == before
+    with pytest.raises(UntrustedPickleError, match="setting attributes of the class"):
+        restricted_loads(crafted)
+    assert dict(vars(target)) == before
 
 
 def test_restricted_unpickler_reads_what_cloudpickle_writes() -> None:
@@ -223,6 +275,18 @@ def test_restricted_unpickler_reads_what_cloudpickle_writes() -> None:
             assert decoded == value
         else:
             assert repr(decoded) == repr(value)
+
+
+def test_every_class_a_hyperparameter_file_can_name_is_decoded() -> None:
+    # What validate/train accept in policy_kwargs, replay_buffer_class, ...: a model trained with it must load
+    import cloudpickle
+
+    from sb3_reinforce.hyperparams.literals import _safe_names
+
+    classes = {id(obj): obj for obj in _safe_names().values()}.values()
+    assert RMSpropTFLike in classes and th.nn.Mish in classes
+    for obj in classes:
+        assert restricted_loads(cloudpickle.dumps(obj)) is obj, obj
 
 
 def test_lambda_learning_rate_needs_custom_objects_or_trust(tmp_path: Path) -> None:
@@ -272,6 +336,17 @@ def _dict_obs_env() -> gym.Env:
         ),
         ("MlpPolicy", "Pendulum-v1", {"baseline": "mean"}),  # Box actions
         ("MultiInputPolicy", _dict_obs_env, {}),  # Dict observations
+        # SB3's own optimizer, which hyperparameter files name (rl_zoo3's a2c.yml: optimizer_class=RMSpropTFLike)
+        ("MlpPolicy", "CartPole-v1", {"policy_kwargs": {"optimizer_class": RMSpropTFLike, "optimizer_kwargs": {"eps": 1e-5}}}),
+        (
+            "MlpPolicy",
+            "Pendulum-v1",
+            {
+                "use_sde": True,
+                "sde_sample_freq": 4,
+                "policy_kwargs": {"log_std_init": -1.0, "full_std": False, "use_expln": True, "net_arch": [8]},
+            },
+        ),  # gSDE
     ],
 )
 def test_project_models_load_by_default(tmp_path: Path, policy: str, env: Any, kwargs: dict[str, Any]) -> None:
@@ -304,6 +379,23 @@ def test_karpathy_pong_model_loads_by_default(tmp_path: Path) -> None:
         assert th.equal(p, q)
 
 
+@pytest.mark.parametrize("env_id", list(load_hyperparams_file(default_hyperparams_path("reinforce"))))
+def test_every_shipped_entry_gives_a_model_that_loads_by_default(tmp_path: Path, env_id: str) -> None:
+    # The zoo, the comparison and the Pong example build their models from these entries (KarpathyPong-v0: the
+    # Karpathy policy with its value head and the sparse ternary buffer)
+    if env_id.startswith("LunarLander"):
+        pytest.importorskip("Box2D")
+    entry = load_hyperparams("reinforce", env_id)
+    model, env, _ = make_model_from_entry("reinforce", env_id, entry, seed=0, n_envs=1, evaluation_env=False, device="cpu")
+    model.save(tmp_path / "model.zip")
+    env.close()
+    loaded = REINFORCE.load(tmp_path / "model.zip", device="cpu")
+    assert type(loaded.policy) is type(model.policy) and loaded.rollout_buffer_class is model.rollout_buffer_class
+    assert loaded.policy_kwargs == model.policy_kwargs and loaded.baseline == model.baseline
+    for p, q in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
+        assert th.equal(p, q)
+
+
 def test_zoo_trained_model_loads_and_plays_by_default(tmp_path: Path, capsys) -> None:
     from sb3_reinforce.zoo import main
 
@@ -323,6 +415,29 @@ def test_other_algorithms_model_still_reported(tmp_path: Path) -> None:
     # Named from the file's data before anything is decoded (tests/test_conventions.py checks A2C too)
     with pytest.raises(ValueError, match=rf"Cannot load a REINFORCE model from {str(path)!r}: this file holds a PPO model"):
         REINFORCE.load(path)
+
+
+@pytest.mark.parametrize("algo_class, kwargs", [(PPO, {"batch_size": 32}), (A2C, {})], ids=["PPO", "A2C"])
+def test_load_model_reads_other_algorithms_files_restricted(tmp_path: Path, algo_class: type, kwargs: dict) -> None:
+    # What the comparison resumes its PPO and A2C rows with: SB3's own load would run the crafted entry
+    path = tmp_path / "model.zip"
+    model = algo_class("MlpPolicy", "CartPole-v1", n_steps=32, device="cpu", **kwargs)
+    model.save(path)
+    loaded = load_model(algo_class, path, device="cpu")
+    assert type(loaded) is algo_class and loaded.lr_schedule(0.5) == model.lr_schedule(0.5)
+    for p, q in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
+        assert th.equal(p, q)
+    marker = tmp_path / "pwned"
+    evil = _replace_entries(path, tmp_path / "evil.zip", {"lr_schedule": _RunsShell(f"touch {marker}")})
+    with pytest.raises(UntrustedPickleError) as info:
+        load_model(algo_class, evil)
+    assert f"Cannot load a {algo_class.__name__} model from {str(evil)!r}: " in str(info.value)
+    assert info.value.refused == {"lr_schedule": f"{os.system.__module__}.system"}
+    assert not marker.exists()
+    with pytest.raises(TypeError, match="trusted must be True or False"):
+        load_model(algo_class, evil, trusted="yes")  # type: ignore[arg-type]
+    load_model(algo_class, evil, trusted=True)  # SB3's load (the lr_schedule is not called when loading)
+    assert marker.exists()
 
 
 def test_crafted_weights_are_refused(tmp_path: Path, saved_model: Path) -> None:

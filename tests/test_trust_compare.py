@@ -7,6 +7,7 @@ the command.
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sb3_reinforce.compare import (
     VERSION_PACKAGES,
@@ -27,6 +29,9 @@ from sb3_reinforce.compare import (
     run_record_path,
     write_report,
 )
+from sb3_reinforce.compare.checkpoints import RunProgress, checkpoint_dir, save_checkpoint
+from sb3_reinforce.compare.records import check_run, run_protocol
+from sb3_reinforce.compare.training import _make_model
 from sb3_reinforce.hyperparams import default_hyperparams_path, load_hyperparams
 
 ALGOS = ["reinforce:total+mean", "a2c"]
@@ -245,6 +250,123 @@ def test_the_report_leaves_a_damaged_run_out(runs, capsys, damage):
     table, protocol = markdown.split("## Protocol")
     assert "| reinforce:total+mean |" not in table and "| a2c | 1 |" in table
     assert "Runs left out (damaged or unfinished, not counted):" in protocol and reinforce.stem in protocol
+
+
+# A checkpoint is read as untrusted input: it runs no code, and one that does not load is named and redone -------
+
+
+def _asked(spec, hyperparams_path: Path | None = None, **kwargs) -> dict:
+    """The protocol record of ``spec``'s seed-0 run with the TINY settings."""
+    return run_protocol("CartPole-v1", spec, 0, **TINY, hyperparams_path=hyperparams_path, **kwargs)
+
+
+def _killed_after_a_checkpoint(out: Path, spec, hyperparams_path: Path | None = None) -> tuple[Path, dict]:
+    """What a run killed after its first checkpoint leaves: ``(its checkpoint folder, the folder's state)``."""
+    model, env, _ = _make_model(spec, "CartPole-v1", 0, hyperparams_path, evaluation_env=False)
+    model.learn(200)
+    directory = checkpoint_dir(run_csv_path(out, spec, 0))
+    # A return CartPole cannot give (it is >= 1): shows whether the checkpoint's rows were used
+    progress = RunProgress(rows=[(0, 0.0, -1.0, 0.0)], next_eval=500)
+    save_checkpoint(directory, _asked(spec, hyperparams_path)["protocol"], model, env, progress)
+    env.close()
+    return directory, json.loads((directory / "state.json").read_text())
+
+
+def _redone_from_0(out: Path, spec, capsys, reason: str, hyperparams_path: Path | None = None) -> str:
+    """Run the comparison again: the run is named, started from 0 and completed, its checkpoint removed."""
+    run_comparison("CartPole-v1", [spec], [0], out=out, progress=False, hyperparams_path=hyperparams_path, **TINY)
+    err = capsys.readouterr().err
+    csv_path = run_csv_path(out, spec, 0)
+    assert f"{csv_path}: checkpoint not used, the run starts from 0: {reason}" in err
+    curve, record = load_run(csv_path)
+    assert record["result"]["resumes"] == 0 and curve["mean_return"][0] >= 1.0 and curve["timesteps"][-1] >= 1000
+    assert not checkpoint_dir(csv_path).exists()
+    return err
+
+
+def _crafted_model(path: Path, marker: Path) -> None:
+    from tests.test_trust_checkpoints import _replace_entries, _RunsShell
+
+    _replace_entries(path, path, {"lr_schedule": _RunsShell(f"touch {marker}")})
+
+
+def _crafted_statistics(path: Path, marker: Path) -> None:
+    from tests.test_trust_checkpoints import _RunsShell
+
+    path.write_bytes(pickle.dumps(_RunsShell(f"touch {marker}")))
+
+
+SYSTEM = f"{os.system.__module__}.system is not allowed"
+CRAFTED_CHECKPOINTS = {
+    # SB3's own A2C.load would unpickle the entry with cloudpickle: os.system would run
+    "a2c model": ("a2c", "model", _crafted_model, f"entry 'lr_schedule': {SYSTEM}"),
+    "reinforce model": ("reinforce", "model", _crafted_model, f"entry 'lr_schedule': {SYSTEM}"),
+    "vecnormalize statistics": ("reinforce", "vecnormalize", _crafted_statistics, SYSTEM),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED_CHECKPOINTS))
+def test_a_crafted_checkpoint_runs_no_code_and_its_run_is_redone(tmp_path, capsys, case):
+    token, part, craft, reason = CRAFTED_CHECKPOINTS[case]
+    spec, out, marker = parse_algo_spec(token), tmp_path / "runs", tmp_path / "pwned"
+    conf = None
+    if part == "vecnormalize":  # the CartPole entry with VecNormalize (observations and rewards)
+        conf = tmp_path / "normalized.yml"
+        conf.write_text(yaml.safe_dump({"CartPole-v1": {**load_hyperparams("reinforce", "CartPole-v1"), "normalize": True}}))
+    directory, state = _killed_after_a_checkpoint(out, spec, conf)
+    # The crafted file, and a state.json that vouches for it (whoever can write the one can write the other)
+    target = directory / state["files"][part]["name"]
+    craft(target, marker)
+    state["files"][part]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    (directory / "state.json").write_text(json.dumps(state))
+    err = _redone_from_0(out, spec, capsys, f"{target}: cannot be loaded", conf)
+    assert reason in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("train_s", "x", "progress train_s='x' is not a finite number >= 0"),
+        ("next_eval", None, "progress next_eval=None is not a finite int >= 0"),
+        ("episodes", -5, "progress episodes=-5 is not a finite int >= 0"),  # would be added to the published count
+        ("rows", [[0, 0.0, 1.0]], "progress rows must be [timesteps, wall_s, mean, std] rows"),
+        ("rows", [[500, 0.0, 1.0, 0.0], [0, 1.0, 1.0, 0.0]], "progress rows do not start at 0 steps and increase"),
+        ("resumes", True, "progress resumes=True is not a finite int >= 0"),
+    ],
+)
+def test_an_edited_checkpoint_state_is_named_and_its_run_redone(tmp_path, capsys, field, value, reason):
+    spec, out = SPECS[0], tmp_path / "runs"
+    directory, state = _killed_after_a_checkpoint(out, spec)
+    state["progress"][field] = value
+    (directory / "state.json").write_text(json.dumps(state))
+    _redone_from_0(out, spec, capsys, f"{directory / 'state.json'}: {reason}")
+
+
+def test_minutes_and_the_training_env_are_part_of_the_protocol(runs):
+    reinforce, a2c = (run_csv_path(runs, spec, 0) for spec in SPECS)
+    # --minutes added to a comparison made without it: another protocol, never reused
+    assert check_run(reinforce, _asked(SPECS[0], minutes=0.5)) == ("changed", ["minutes None (done) != 0.5 (asked)"])
+    # a record saying the row trained on another env (<algo>@<env id>)
+    record = json.loads(run_record_path(a2c).read_text())
+    record["protocol"]["train_env_id"] = "CartPole-v0"
+    run_record_path(a2c).write_text(json.dumps(record))
+    assert check_run(a2c, _asked(SPECS[1])) == ("changed", ["train_env_id 'CartPole-v0' (done) != None (asked)"])
+
+
+def test_checkpoint_minutes_change_when_checkpoints_are_taken_not_what_is_published(tmp_path, monkeypatch):
+    # Not in the protocol (a run checkpointed every few steps is reused for one checkpointed every 5 minutes):
+    # checkpoints pause the clock and draw no random numbers, so the curve of an uninterrupted run is the same
+    import sb3_reinforce.compare.training as training
+
+    written = []
+    monkeypatch.setattr(training, "save_checkpoint", lambda *args: written.append(save_checkpoint(*args)))
+    curves = []
+    for minutes in (5.0, 1e-4):
+        out = tmp_path / str(minutes)
+        csv_path = training.train_and_evaluate("CartPole-v1", SPECS[0], 0, out=out, checkpoint_minutes=minutes, **TINY)
+        curves.append(load_run(csv_path)[0]["mean_return"].tolist())
+    assert len(written) > 0 and curves[0] == curves[1]
 
 
 # The workers die with the command ---------------------------------------------------------------------------------

@@ -19,21 +19,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from sb3_reinforce.tuning import (
-    N_EPISODES_CHOICES,
-    N_STEPS_CHOICES,
-    STUDY_ATTR_ALGO,
-    STUDY_ATTR_BUDGET,
-    STUDY_ATTR_ENV,
-    STUDY_ATTR_HYPERPARAMS,
-    STUDY_ATTR_SEARCH_SPACE,
-    STUDY_ATTR_SEARCH_SPACE_SHA256,
-    TRIAL_ATTR_BUDGET,
-    StudyError,
-    canonical_sha256,
-    reinforce_search_space,
-    sample_reinforce_params,
-)
+from sb3_reinforce import tuning
 from sb3_reinforce.zoo import ReinforceExperimentManager, main, normalize_storage_url
 
 STUDY = "reinforce-CartPole-v1"
@@ -78,7 +64,7 @@ def storage(tmp_path) -> str:
 def test_the_study_records_its_budget_and_search_space(tmp_path, storage, capsys):
     main(optimize_args(tmp_path / "logs", storage))
     study = optuna.load_study(study_name=STUDY, storage=storage)
-    assert study.user_attrs[STUDY_ATTR_BUDGET] == {
+    assert study.user_attrs[tuning.STUDY_ATTR_BUDGET] == {
         "algo": "reinforce",
         "env_id": "CartPole-v1",
         "n_timesteps": 1000,
@@ -90,8 +76,8 @@ def test_the_study_records_its_budget_and_search_space(tmp_path, storage, capsys
         "n_eval_envs": 1,
         "deterministic_eval": True,
     }
-    space = study.user_attrs[STUDY_ATTR_SEARCH_SPACE]
-    assert study.user_attrs[STUDY_ATTR_SEARCH_SPACE_SHA256] == canonical_sha256(space)
+    space = study.user_attrs[tuning.STUDY_ATTR_SEARCH_SPACE]
+    assert study.user_attrs[tuning.STUDY_ATTR_SEARCH_SPACE_SHA256] == tuning.canonical_sha256(space)
     # 1000 steps, 2 envs, episodes of up to 500 steps: only 1 or 2 episodes per update fit, no n_steps
     assert space["sampled"]["batch_unit"] == {"name": "CategoricalDistribution", "attributes": {"choices": ["episodes"]}}
     assert space["sampled"]["n_episodes"]["attributes"]["choices"] == [1, 2]
@@ -103,7 +89,7 @@ def test_the_study_records_its_budget_and_search_space(tmp_path, storage, capsys
     # the fixed part: the base entry without what the sampler sets
     assert space["fixed"]["policy"] == "MlpPolicy" and "learning_rate" not in space["fixed"]
     (trial,) = study.trials
-    assert trial.user_attrs[TRIAL_ATTR_BUDGET] == study.user_attrs[STUDY_ATTR_BUDGET]
+    assert trial.user_attrs[tuning.TRIAL_ATTR_BUDGET] == study.user_attrs[tuning.STUDY_ATTR_BUDGET]
 
 
 def test_a_worker_with_another_budget_refuses_to_join(tmp_path, storage, capsys):
@@ -123,10 +109,10 @@ def test_a_worker_with_another_search_space_refuses_to_join(tmp_path, storage, c
     main(optimize_args(tmp_path / "logs", storage))
     capsys.readouterr()
     study = optuna.load_study(study_name=STUDY, storage=storage)
-    space = study.user_attrs[STUDY_ATTR_SEARCH_SPACE]
+    space = study.user_attrs[tuning.STUDY_ATTR_SEARCH_SPACE]
     space["sampled"]["learning_rate"]["attributes"]["high"] = 0.1  # as an older sampler's wider space
-    study.set_user_attr(STUDY_ATTR_SEARCH_SPACE, space)
-    study.set_user_attr(STUDY_ATTR_SEARCH_SPACE_SHA256, canonical_sha256(space))
+    study.set_user_attr(tuning.STUDY_ATTR_SEARCH_SPACE, space)
+    study.set_user_attr(tuning.STUDY_ATTR_SEARCH_SPACE_SHA256, tuning.canonical_sha256(space))
     err = refused(capsys, optimize_args(tmp_path / "logs", storage))
     assert "search_space.sampled.learning_rate: " in err and "'high': 0.1" in err and "'high': 0.01" in err
     # the base entry's values that the sampler does not set are part of the space: another one is refused as well
@@ -152,25 +138,15 @@ def test_the_cli_exits_with_status_2_and_no_traceback(tmp_path, storage):
 
 def test_each_trial_checks_the_study_again(tmp_path, storage):
     # A worker that recorded its budget, then another worker overwrote it (two workers starting together)
-    manager = ReinforceExperimentManager(
-        argparse.Namespace(),
-        "reinforce",
-        "CartPole-v1",
-        str(tmp_path / "logs"),
-        n_timesteps=1000,
-        hyperparams={"n_envs": 2},
-        optimize_hyperparameters=True,
-        storage=storage,
-        study_name=STUDY,
-        n_evaluations=2,
-        n_eval_episodes=2,
-        verbose=0,
-    )
+    budget = dict(n_timesteps=1000, hyperparams={"n_envs": 2}, n_evaluations=2, n_eval_episodes=2, verbose=0)
+    tuning_kwargs = dict(optimize_hyperparameters=True, storage=storage, study_name=STUDY)
+    logs = str(tmp_path / "logs")
+    manager = ReinforceExperimentManager(argparse.Namespace(), "reinforce", "CartPole-v1", logs, **budget, **tuning_kwargs)
     manager.setup_experiment()
     manager._record_study()
     study = optuna.load_study(study_name=STUDY, storage=storage)
-    study.set_user_attr(STUDY_ATTR_BUDGET, {**study.user_attrs[STUDY_ATTR_BUDGET], "n_timesteps": 5000})
-    with pytest.raises(StudyError, match=re.escape("budget.n_timesteps: 5000 (study) != 1000 (here)")):
+    study.set_user_attr(tuning.STUDY_ATTR_BUDGET, {**study.user_attrs[tuning.STUDY_ATTR_BUDGET], "n_timesteps": 5000})
+    with pytest.raises(tuning.StudyError, match=re.escape("budget.n_timesteps: 5000 (study) != 1000 (here)")):
         study.optimize(manager.objective, n_trials=1)
     assert [trial.state for trial in study.trials] == [TrialState.FAIL]
 
@@ -274,10 +250,10 @@ def make_study(storage: str, states: list[tuple[TrialState, float | None]]) -> o
     from sb3_reinforce.hyperparams import load_hyperparams
 
     study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
-    study.set_user_attr(STUDY_ATTR_ALGO, "reinforce")
-    study.set_user_attr(STUDY_ATTR_ENV, "CartPole-v1")
-    study.set_user_attr(STUDY_ATTR_HYPERPARAMS, load_hyperparams("reinforce", "CartPole-v1"))
-    space = reinforce_search_space()
+    study.set_user_attr(tuning.STUDY_ATTR_ALGO, "reinforce")
+    study.set_user_attr(tuning.STUDY_ATTR_ENV, "CartPole-v1")
+    study.set_user_attr(tuning.STUDY_ATTR_HYPERPARAMS, load_hyperparams("reinforce", "CartPole-v1"))
+    space = tuning.reinforce_search_space()
     distributions = {name: space[name] for name in PARAMS}
     for number, (state, value) in enumerate(states):
         if state == TrialState.RUNNING:
@@ -336,14 +312,14 @@ def test_sampled_batches_fit_the_budget(n_timesteps, n_envs):
     drawn = set()
     for _ in range(300):
         trial = study.ask()
-        trial.set_user_attr(TRIAL_ATTR_BUDGET, budget)
-        params = sample_reinforce_params(trial, 0, n_envs)
+        trial.set_user_attr(tuning.TRIAL_ATTR_BUDGET, budget)
+        params = tuning.sample_reinforce_params(trial, 0, n_envs)
         assert fits(params, n_timesteps, n_envs), params
         drawn.add((params.get("n_episodes"), params.get("n_steps")))
         study.tell(trial, 0.0)
     # every batch that fits is offered (the constraint removes only what cannot update)
-    fitting = {(n, None) for n in N_EPISODES_CHOICES if fits({"n_episodes": n}, n_timesteps, n_envs)}
-    fitting |= {(None, n) for n in N_STEPS_CHOICES if fits({"n_steps": n}, n_timesteps, n_envs)}
+    fitting = {(n, None) for n in tuning.N_EPISODES_CHOICES if fits({"n_episodes": n}, n_timesteps, n_envs)}
+    fitting |= {(None, n) for n in tuning.N_STEPS_CHOICES if fits({"n_steps": n}, n_timesteps, n_envs)}
     assert {(e, s if e is None else None) for e, s in drawn} == fitting
 
 

@@ -137,7 +137,8 @@ def test_zoo_trial_trains_with_the_base_entry_log_std(tmp_path: Path):
     assert "log_std_init=-0.5" in entry["policy_kwargs"]
 
 
-def _zoo_entries() -> Any:
+def zoo_entries_benchmark() -> Any:
+    """The module ``benchmarks/zoo_entries.py`` (not a package: loaded from its file)."""
     path = Path(__file__).parents[1] / "benchmarks" / "zoo_entries.py"
     spec = importlib.util.spec_from_file_location("zoo_entries", path)
     module = importlib.util.module_from_spec(spec)
@@ -148,7 +149,7 @@ def _zoo_entries() -> Any:
 def test_zoo_entries_retrains_a_killed_run_in_its_own_folder(tmp_path: Path):
     # A run killed before saving leaves <env>_1 without a model: rl_zoo3 would train into <env>_2, and the
     # evaluation, which reads <env>_1, would fail on every rerun of the benchmark
-    zoo_entries = _zoo_entries()
+    zoo_entries = zoo_entries_benchmark()
     killed = zoo_entries.run_dir(tmp_path, "reinforce", "CartPole-v1", 0)
     killed.mkdir(parents=True)
     (killed / "0.monitor.csv").write_text("killed\n")
@@ -163,7 +164,7 @@ def test_zoo_entries_retrains_a_killed_run_in_its_own_folder(tmp_path: Path):
 
 
 def test_zoo_entries_names_the_log_of_a_failed_training(tmp_path: Path):
-    zoo_entries = _zoo_entries()
+    zoo_entries = zoo_entries_benchmark()
     with pytest.raises(
         RuntimeError, match=r"reinforce seed 0 on CartPole-v1: training failed \(exit status 2\), see .*_train\.log"
     ):

@@ -6,8 +6,11 @@ Stable-Baselines3 stores the entries of a model's ``data`` that JSON cannot hold
 a crafted file runs any code at load time. :func:`decode_model_data` decodes them instead with
 :class:`RestrictedUnpickler`, which resolves only the globals a REINFORCE model legitimately holds (see
 :func:`find_allowed_global`) and raises :class:`UntrustedPickleError` for anything else, before importing or
-calling it. ``REINFORCE.load`` passes the decoded values to SB3's own loader as ``custom_objects``, so that SB3
-never unpickles them itself.
+calling it, and never sets the attributes of a class (which would change it for the whole process).
+``REINFORCE.load`` passes the decoded values to SB3's own loader as ``custom_objects``, so that SB3 never unpickles
+them itself.
+
+:func:`load_model` does the same for a model of any SB3 algorithm (PPO, A2C, ...: the comparison's checkpoints).
 
 A zoo run folder's ``vecnormalize.pkl`` (SB3's ``VecNormalize.save``, loaded by ``VecNormalize.load`` with
 ``pickle.load``) is read likewise by :func:`load_vec_normalize`, which allows only what such a pickle holds.
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -41,6 +45,7 @@ __all__ = [
     "decode_model_data",
     "find_allowed_global",
     "find_vec_normalize_global",
+    "load_model",
     "load_vec_normalize",
     "read_model_data",
     "restricted_loads",
@@ -48,7 +53,8 @@ __all__ = [
 
 ALLOWED_DESCRIPTION = (
     "gymnasium spaces, numpy arrays/dtypes/random generators, Stable-Baselines3 and sb3_reinforce policy, "
-    "rollout-buffer and features-extractor classes, torch activation and optimizer classes, the schedule classes "
+    "rollout-buffer, features-extractor and optimizer classes (RMSpropTFLike), torch activation and optimizer "
+    "classes, the schedule classes "
     "FloatSchedule/ConstantSchedule/LinearSchedule (stable_baselines3.common.utils) and SimpleLinearSchedule "
     "(rl_zoo3.utils), and builtin containers"
 )
@@ -78,12 +84,12 @@ _EXACT_GLOBALS = frozenset(
 )
 
 # Classes allowed by (module, whether its submodules too, base classes): the module is checked before it is
-# imported, the object after (a module re-exports other names, e.g. ``sb3_reinforce.zoo.os``, which are not classes
-# of these bases).
+# imported, the object after (a module re-exports other names, e.g. ``sb3_reinforce.common.safety.os``, not classes
+# of these bases). Optimizers: SB3's RMSpropTFLike, which hyperparameter files name (rl_zoo3's a2c.yml).
 _CLASS_RULES: tuple[tuple[str, bool, tuple[type, ...]], ...] = (
     ("gymnasium.spaces", True, (spaces.Space,)),
-    ("stable_baselines3", True, (BasePolicy, BaseBuffer, BaseFeaturesExtractor)),
-    ("sb3_reinforce", True, (BasePolicy, BaseBuffer, BaseFeaturesExtractor)),
+    ("stable_baselines3", True, (BasePolicy, BaseBuffer, BaseFeaturesExtractor, th.optim.Optimizer)),
+    ("sb3_reinforce", True, (BasePolicy, BaseBuffer, BaseFeaturesExtractor, th.optim.Optimizer)),
     ("torch.nn.modules.activation", False, (th.nn.Module,)),
     ("torch.optim", True, (th.optim.Optimizer,)),
     ("numpy", False, (np.generic, np.dtype)),
@@ -125,7 +131,9 @@ def find_allowed_global(module: str, name: str) -> Any:
     """
     The global ``module.name`` if a REINFORCE model file may refer to it (see :data:`ALLOWED_DESCRIPTION`),
     else raise :class:`UntrustedPickleError`. Nothing is imported before the check: an arbitrary module is never
-    imported (importing may run code). Dotted names (``Box.__init__.__globals__``) are refused.
+    imported (importing may run code), nor a script or dunder module of an allowed package
+    (``sb3_reinforce.compare.__main__`` runs the command line). Dotted names (``Box.__init__.__globals__``) are
+    refused.
 
     :param module: the module of the global
     :param name: its name in the module
@@ -133,7 +141,12 @@ def find_allowed_global(module: str, name: str) -> Any:
     """
     module = MOVED_MODULES.get(module, module)
     global_name = f"{module}.{name}"
-    allowed_module = (module, name) in _EXACT_GLOBALS or any(_matches(module, *rule[:2]) for rule in _CLASS_RULES)
+    allowed_module = (module, name) in _EXACT_GLOBALS or (
+        any(_matches(module, *rule[:2]) for rule in _CLASS_RULES)
+        # An allowed package's script modules (sb3_reinforce.compare.__main__ runs the command line when imported)
+        # and dunder modules (sb3_reinforce.__init__ would run the package's code a second time) are never imported
+        and not any(part.startswith("__") for part in module.split("."))
+    )
     if not allowed_module or not name.isidentifier():
         raise UntrustedPickleError(f"{global_name} is not allowed", {None: global_name})
     try:
@@ -148,8 +161,31 @@ def find_allowed_global(module: str, name: str) -> Any:
     raise UntrustedPickleError(f"{global_name} is not allowed", {None: global_name})
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only the globals :func:`find_allowed_global` allows."""
+class _ClassStateUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """
+    Python's own unpickler (``pickle._Unpickler``; the C one has no hook per opcode) whose ``BUILD`` refuses to set
+    the state of a class: ``GLOBAL FloatSchedule`` then ``BUILD {"__call__": ...}`` would ``setattr`` the allowed
+    class itself, changing it for the whole process even if the load then fails. Instances get their state as
+    usual.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def load_build(self) -> None:
+        target = self.stack[-2]
+        if isinstance(target, type):
+            global_name = f"{target.__module__}.{target.__qualname__}"
+            raise UntrustedPickleError(f"setting attributes of the class {global_name} is not allowed", {None: global_name})
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+class RestrictedUnpickler(_ClassStateUnpickler):
+    """
+    Unpickler that resolves only the globals :func:`find_allowed_global` allows, and never changes a class (see
+    ``_ClassStateUnpickler``).
+    """
 
     def find_class(self, module: str, name: str) -> Any:
         return find_allowed_global(module, name)
@@ -229,6 +265,48 @@ def read_model_data(archive_bytes: bytes) -> str | None:
             return archive.read("data").decode()
     except zipfile.BadZipFile as error:
         raise ValueError(f"not a zip archive written by model.save() ({error})") from error
+
+
+def load_model(
+    algo_class: type[BaseAlgorithm],
+    path: str | os.PathLike[str],
+    env: VecEnv | None = None,
+    device: th.device | str = "auto",
+    trusted: bool = False,
+) -> BaseAlgorithm:
+    """
+    ``algo_class.load(path, env=env, device=device)`` for any Stable-Baselines3 algorithm (PPO, A2C, ...), with
+    the model's entries decoded by :class:`RestrictedUnpickler` as ``REINFORCE.load`` does: SB3's own ``load``
+    would ``cloudpickle.loads`` them, running whatever a crafted file holds. A REINFORCE class is loaded by its
+    own ``load``. The file is read once: what is checked is what SB3 loads.
+
+    :param algo_class: the algorithm's class, e.g. ``stable_baselines3.PPO``
+    :param path: the model archive
+    :param env: the env to load the model on (its spaces must be the saved ones)
+    :param device: the device to load the model on
+    :param trusted: decode the entries with ``cloudpickle`` as SB3 does (only for files you trust: this runs any
+        code they hold)
+    :return: the loaded model
+    :raises UntrustedPickleError: (a ``ValueError``) an entry refers to a global not allowed; nothing of it was run
+    """
+    from sb3_reinforce.reinforce.reinforce import REINFORCE
+
+    if not isinstance(trusted, bool):
+        raise TypeError(f"trusted must be True or False, got {trusted!r} ({type(trusted).__name__})")
+    if issubclass(algo_class, REINFORCE):
+        return algo_class.load(path, env=env, device=device, trusted=trusted)
+    archive = Path(path).read_bytes()
+    json_string = None if trusted else read_model_data(archive)
+    custom_objects = None
+    if json_string is not None:
+        try:
+            custom_objects = decode_model_data(json_string)
+        except UntrustedPickleError as error:
+            raise UntrustedPickleError(
+                f"Cannot load a {algo_class.__name__} model from {str(path)!r}: {error}", error.refused
+            ) from error
+    # SB3's json_to_data takes the entries given in custom_objects as they are: it unpickles none of them
+    return algo_class.load(io.BytesIO(archive), env=env, device=device, custom_objects=custom_objects)
 
 
 # Policy-class modules of other algorithms' model files (the module is in the file's data JSON: nothing is unpickled)
@@ -354,8 +432,8 @@ def find_vec_normalize_global(module: str, name: str) -> Any:
     raise UntrustedPickleError(f"{module}.{name} is not allowed", {None: f"{module}.{name}"})
 
 
-class VecNormalizeUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only the globals :func:`find_vec_normalize_global` allows."""
+class VecNormalizeUnpickler(_ClassStateUnpickler):
+    """Unpickler that resolves only the globals :func:`find_vec_normalize_global` allows, and never changes a class."""
 
     def find_class(self, module: str, name: str) -> Any:
         return find_vec_normalize_global(module, name)

@@ -15,7 +15,9 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
+import math
 import os
 import pickle
 import shutil
@@ -137,19 +139,21 @@ def read_checkpoint(directory: Path, protocol: dict[str, Any]) -> tuple[RunProgr
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{state_path}: not a checkpoint of format {CHECKPOINT_FORMAT}")
     if state.get("protocol") != protocol:
-        keys = sorted(set(state.get("protocol") or {}) | set(protocol))
-        differ = [key for key in keys if (state.get("protocol") or {}).get(key) != protocol.get(key)]
+        saved = state.get("protocol") if isinstance(state.get("protocol"), dict) else {}
+        differ = [key for key in sorted(set(saved) | set(protocol)) if saved.get(key) != protocol.get(key)]
         raise CheckpointError(f"{state_path}: made with another protocol ({', '.join(differ)} differ)")
     paths = {}
     try:
         for key, entry in state["files"].items():
-            path = directory / entry["name"]
+            name = entry["name"]
+            if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+                raise CheckpointError(f"{state_path}: file name {name!r} is not a file of the checkpoint's folder")
+            path = directory / name
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise CheckpointError(f"{path} does not match {_STATE} (sha256 differs: damaged)")
             paths[key] = path
-        progress = RunProgress(**state["progress"])
-        progress.rows = [tuple(row) for row in progress.rows]  # type: ignore[misc]
+        progress = _checked_progress(state_path, state["progress"])
     except OSError as error:
         raise CheckpointError(f"{directory}: a checkpoint file cannot be read ({error})") from None
     except (KeyError, TypeError, AttributeError) as error:
@@ -159,25 +163,70 @@ def read_checkpoint(directory: Path, protocol: dict[str, Any]) -> tuple[RunProgr
     return progress, paths
 
 
+def _is_number(value: Any, integer: bool, nonnegative: bool = True) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        return False
+    # isfinite of a huge int overflows: ints are finite
+    return (isinstance(value, int) or math.isfinite(value)) and (value >= 0 or not nonnegative)
+
+
+def _checked_progress(state_path: Path, saved: Any) -> RunProgress:
+    """
+    The :class:`RunProgress` of a checkpoint's state, every field checked (a hand-edited or damaged ``state.json``
+    would otherwise crash the resumed run, or put wrong numbers into its record).
+    """
+    fields = {field.name for field in dataclasses.fields(RunProgress)}
+    if not isinstance(saved, dict) or set(saved) != fields:
+        keys = sorted(saved) if isinstance(saved, dict) else saved
+        raise CheckpointError(f"{state_path}: 'progress' must have the keys {sorted(fields)}, got {keys!r}")
+    for name in sorted(fields - {"rows"}):
+        if not _is_number(saved[name], integer=name not in ("train_s", "checkpoint_s")):
+            kind = "number" if name in ("train_s", "checkpoint_s") else "int"
+            raise CheckpointError(f"{state_path}: progress {name}={saved[name]!r} is not a finite {kind} >= 0")
+    rows = saved["rows"]
+    shape_ok = isinstance(rows, list) and all(isinstance(row, list) and len(row) == 4 for row in rows)
+    if not shape_ok or not all(_is_number(row[0], True) and _is_number(row[1], False) for row in rows):
+        raise CheckpointError(f"{state_path}: progress rows must be [timesteps, wall_s, mean, std] rows, got {rows!r:.200}")
+    returns_ok = all(_is_number(value, integer=False, nonnegative=False) for row in rows for value in row[2:])
+    steps = [row[0] for row in rows]
+    # Empty before the first evaluation, else from 0 steps on, as train_and_evaluate writes them
+    if not returns_ok or steps[:1] not in ([], [0]) or any(b <= a for a, b in itertools.pairwise(steps)):
+        raise CheckpointError(f"{state_path}: progress rows do not start at 0 steps and increase, or are not finite")
+    progress = RunProgress(**saved)
+    progress.rows = [tuple(row) for row in rows]  # type: ignore[misc]
+    return progress
+
+
 def restore_checkpoint(model: Any, env: VecEnv, paths: dict[str, Path]) -> Any:
     """
     The model of a checkpoint, on ``env``, with the checkpoint's ``VecNormalize`` statistics put into ``env``'s.
+    Both files are read by the project's restricted unpicklers, whatever the algorithm (SB3's own ``PPO.load``
+    would run any code a crafted file holds), and ``env`` is changed only once both have loaded.
 
     :param model: a model of the run's class (built from its entry; only its class is used)
     :param env: the run's training env, as built for it
     :param paths: the files of :func:`read_checkpoint`
     :return: the loaded model
+    :raises CheckpointError: a file cannot be loaded (refused by the unpicklers, or not loadable here), naming it
     """
-    from sb3_reinforce.common.serialization import load_vec_normalize
+    from sb3_reinforce.common.serialization import load_model, load_vec_normalize
 
     normalization = unwrap_vec_normalize(env)
+    saved = None
     if normalization is not None:
         if "vecnormalize" not in paths:
             raise CheckpointError(f"{paths['model'].parent}: the env is normalized and the checkpoint has no statistics")
-        # The restricted unpickler of the project (only what VecNormalize.save() writes)
-        saved = load_vec_normalize(paths["vecnormalize"], normalization.venv)
+        try:
+            saved = load_vec_normalize(paths["vecnormalize"], normalization.venv)
+        except (OSError, ValueError, TypeError) as error:  # UntrustedPickleError is a ValueError
+            raise CheckpointError(f"{paths['vecnormalize']}: cannot be loaded ({error})") from error
+    try:
+        loaded = load_model(type(model), paths["model"], env=env, device="cpu")
+    except Exception as error:  # whatever SB3 raises for a file it cannot load: the run starts from 0 instead
+        raise CheckpointError(f"{paths['model']}: cannot be loaded ({type(error).__name__}: {error})") from error
+    if saved is not None:
         normalization.obs_rms, normalization.ret_rms = saved.obs_rms, saved.ret_rms
-    return type(model).load(paths["model"], env=env, device="cpu")
+    return loaded
 
 
 def remove_checkpoint(directory: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_reinforce.common.estimators import get_baseline
 from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.compare.specs import AlgoSpec
 
@@ -110,8 +111,8 @@ def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = No
     path = Path(hyperparams_path) if hyperparams_path is not None and spec.algo == "reinforce" else None
     entry = load_hyperparams(spec.algo, train_env, path=path)
     entry.update(spec.overrides)
-    if spec.algo == "reinforce" and entry.get("baseline") != "value":
-        entry.pop("gae_lambda", None)  # GAE needs the value baseline
+    if spec.algo == "reinforce" and not get_baseline(entry.get("baseline")).needs_values:
+        entry.pop("gae_lambda", None)  # GAE needs a learned V(s)
     return entry, (path or default_hyperparams_path(spec.algo)).resolve()
 
 

@@ -161,9 +161,20 @@ def train_and_evaluate(
     # Until the end, the sidecar says the run is not finished (whatever an earlier run left there)
     write_record(run_record_path(final), dict(record, status="running", pid=os.getpid()))
     if paths is not None:
-        model = restore_checkpoint(model, env, paths)
-        progress.resumes += 1
-        model.set_random_seed(seed + RESUME_SEED_STRIDE * progress.resumes)
+        try:
+            model = restore_checkpoint(model, env, paths)
+        except CheckpointError as error:
+            # Its files check out but do not load (crafted, or from another version): named, and the run redone
+            print(f"{final}: checkpoint not used, the run starts from 0: {error}", file=sys.stderr)
+            remove_checkpoint(directory)
+            for built in (env, eval_env):
+                if built is not None:
+                    built.close()
+            model, env, eval_env = _make_model(spec, env_id, seed, hyperparams_path, evaluation_env=not pong)
+            progress, paths = RunProgress(next_eval=eval_freq), None
+        else:
+            progress.resumes += 1
+            model.set_random_seed(seed + RESUME_SEED_STRIDE * progress.resumes)
 
     pong_results: list[Any] = []
 
