@@ -195,28 +195,47 @@ def play(
         print(f"video: {video} ({len(frames)} frames, {os.path.getsize(video)} bytes)")
 
 
-def plot(csv_path: pathlib.Path, png_path: str) -> None:
-    """Learning curve of a run: running reward vs episodes and vs wall-clock minutes (two panels)."""
+def _read_curve(csv_path: pathlib.Path) -> dict[str, np.ndarray]:
+    with open(csv_path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        sys.exit(f"{csv_path}: no episodes yet")
+    columns = ("episode", "wall_seconds", "timesteps", "reward", "running_reward")
+    return {column: np.array([float(row[column]) for row in rows]) for column in columns}
+
+
+def plot(csv_paths: list[pathlib.Path], png_path: str) -> None:
+    """
+    Learning curves: running reward vs episodes, env steps and wall-clock minutes (three panels). One run: its episode
+    rewards too; several (seeds): one running-reward line each.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(csv_path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    episodes = np.array([int(row["episode"]) for row in rows])
-    minutes = np.array([float(row["wall_seconds"]) / 60 for row in rows])
-    rewards = np.array([float(row["reward"]) for row in rows])
-    running = np.array([float(row["running_reward"]) for row in rows])
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for axis, x, label in ((left, episodes, "episodes"), (right, minutes, "wall-clock minutes")):
-        axis.plot(x, rewards, ".", color="0.75", markersize=2, label="episode reward")
-        axis.plot(x, running, color="C0", label="running reward (0.99 old + 0.01 new)")
+    curves = [_read_curve(path) for path in csv_paths]
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    panels = (
+        ("episode", 1, "episodes"),
+        ("timesteps", 1e6, "env steps (millions)"),
+        ("wall_seconds", 60, "wall-clock minutes"),
+    )
+    for axis, (column, scale, label) in zip(axes, panels, strict=True):
+        for index, (path, curve) in enumerate(zip(csv_paths, curves, strict=True)):
+            x = curve[column] / scale
+            if len(curves) == 1:
+                axis.plot(x, curve["reward"], ".", color="0.75", markersize=2, label="episode reward")
+            name = "running reward (0.99 old + 0.01 new)" if len(curves) == 1 else path.parent.name
+            axis.plot(x, curve["running_reward"], color=f"C{index}", label=name)
+        axis.axhline(0, color="0.4", linewidth=0.8, linestyle="--")
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
-    left.set_ylabel("reward (points won - points lost)")
-    left.legend(loc="lower right")
-    figure.suptitle(f"REINFORCE, Karpathy's Pong agent: {episodes[-1]} episodes in {minutes[-1]:.0f} min")
+    axes[0].set_ylabel("reward (points won - points lost)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    ends = ", ".join(f"{int(c['episode'][-1])} ep / {c['wall_seconds'][-1] / 60:.0f} min" for c in curves)
+    title = "REINFORCE, Karpathy's Pong agent" + (f" ({len(curves)} runs)" if len(curves) > 1 else "")
+    figure.suptitle(f"{title}: {ends}")
     figure.tight_layout()
     with atomic_write(png_path) as file:
         figure.savefig(file, format=pathlib.Path(png_path).suffix.lstrip(".") or "png", dpi=100)
@@ -266,6 +285,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--play-episodes", type=int, default=1)
     parser.add_argument("--max-play-steps", type=int, default=30_000)
     parser.add_argument("--plot", metavar="PNG", default=None, help="plot RUN_DIR/episodes.csv to PNG instead of training")
+    parser.add_argument(
+        "--also-plot", metavar="RUN_DIR", nargs="+", default=[], help="with --plot: more runs (seeds) on the same figure"
+    )
     return parser.parse_args(argv)
 
 
@@ -303,7 +325,7 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         return None
     run_dir = pathlib.Path(args.run_dir)
     if args.plot:
-        plot(run_dir / "episodes.csv", args.plot)
+        plot([pathlib.Path(d) / "episodes.csv" for d in [run_dir, *args.also_plot]], args.plot)
         return None
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {}

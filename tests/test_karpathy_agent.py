@@ -278,3 +278,27 @@ def test_value_head_reads_the_shared_hidden_layer_and_learns(tmp_path) -> None:
     loaded = REINFORCE.load(tmp_path / "pong_value", device="cpu")
     assert loaded.policy.value_baseline and th.equal(loaded.policy.value_net.weight, model.policy.value_net.weight)
     env.close()
+
+
+def test_example_plots_several_seeds_on_one_figure(tmp_path) -> None:
+    import matplotlib.image
+
+    header = "episode,wall_seconds,timesteps,reward,running_reward\n"
+    for seed, rewards in enumerate(([-21.0, -19.0, -20.0], [-21.0, -21.0, -15.0])):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        rows = [f"{i + 1},{10.0 * (i + 1)},{1000 * (i + 1)},{r},{r}\n" for i, r in enumerate(rewards)]
+        (run / "episodes.csv").write_text(header + "".join(rows))
+    png = tmp_path / "seeds.png"
+    result = _example("--run-dir", str(tmp_path / "seed0"), "--plot", str(png), "--also-plot", str(tmp_path / "seed1"))
+    assert f"plot: {png}" in result.stdout
+    assert matplotlib.image.imread(png).shape[:2] == (400, 1500)  # three panels: episodes, env steps, minutes
+    # A run with no episode yet is named, not plotted as an empty curve
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "episodes.csv").write_text(header)
+    failed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pong_karpathy.py"), "--run-dir", str(tmp_path / "seed0"), "--plot",
+         str(tmp_path / "x.png"), "--also-plot", str(tmp_path / "empty")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert failed.returncode == 1 and "no episodes yet" in failed.stderr and not (tmp_path / "x.png").exists()
