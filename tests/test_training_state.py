@@ -282,6 +282,15 @@ POLICY_KWARGS_CASES: list[tuple[str, Any, dict[str, Any], type[Exception], list[
     ("optimizer_class-str", "MlpPolicy", dict(optimizer_class="Adam"), TypeError, ["optimizer_class", "th.optim.Adam"]),
     ("optimizer_kwargs-list", "MlpPolicy", dict(optimizer_kwargs=[("eps", 1e-5)]), TypeError, ["optimizer_kwargs", "dict"]),
     ("optimizer_kwargs-str", "MlpPolicy", dict(optimizer_kwargs="eps=1e-5"), TypeError, ["optimizer_kwargs", "dict"]),
+    # torch raised these at construction with messages naming neither policy_kwargs nor the key's place
+    ("optimizer_kwargs-lr", "MlpPolicy", dict(optimizer_kwargs=dict(lr=0.5)), ValueError,
+     ["['optimizer_kwargs']['lr']", "learning_rate"]),
+    ("optimizer_kwargs-typo", "MlpPolicy", dict(optimizer_kwargs=dict(bettas=(0.9, 0.9))), ValueError,
+     ["['optimizer_kwargs']['bettas']", "Adam has no argument", "did you mean 'betas'"]),
+    ("optimizer_kwargs-other-class", "MlpPolicy", dict(optimizer_class=th.optim.SGD, optimizer_kwargs=dict(betas=(0.9, 0.9))),
+     ValueError, ["['optimizer_kwargs']['betas']", "SGD has no argument", "momentum"]),
+    ("karpathy-optimizer_kwargs", KarpathyPolicy, dict(optimizer_kwargs=dict(betas=(0.9, 0.9))), ValueError,
+     ["['optimizer_kwargs']['betas']", "RMSprop has no argument"]),
     (
         "features_extractor_class",
         "MlpPolicy",

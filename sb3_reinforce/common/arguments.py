@@ -162,6 +162,53 @@ def _value_problem(key: str, value: Any) -> tuple[type[Exception], str] | None:
     return None
 
 
+#: ``optimizer_kwargs`` keys SB3 passes to the optimizer itself
+_OPTIMIZER_SET_KWARGS = {"params": "the policy's parameters", "lr": "set from the learning_rate argument (and its schedule)"}
+
+
+def _default_optimizer_class(policy_class: type) -> type | None:
+    """
+    The ``optimizer_class`` default of ``policy_class``: its ``default_optimizer_class`` attribute if it sets one
+    (``KarpathyPolicy``), else the default of the first ``__init__`` along the MRO that declares the argument.
+    """
+    if isinstance(getattr(policy_class, "default_optimizer_class", None), type):
+        return policy_class.default_optimizer_class
+    for cls in inspect.getmro(policy_class):
+        init = cls.__dict__.get("__init__")
+        if init is not None and "optimizer_class" in inspect.signature(init).parameters:
+            default = inspect.signature(init).parameters["optimizer_class"].default
+            return default if isinstance(default, type) else None
+    return None
+
+
+def _optimizer_kwargs_problems(policy_kwargs: dict, policy_class: type) -> list[PolicyKwargsProblem]:
+    """
+    Keys of ``policy_kwargs["optimizer_kwargs"]`` the optimizer does not take (checked against its ``__init__``
+    signature), or that SB3 sets itself: torch would raise at construction with a message naming neither.
+    """
+    kwargs = policy_kwargs.get("optimizer_kwargs")
+    optimizer_class = policy_kwargs.get("optimizer_class", _default_optimizer_class(policy_class))
+    is_optimizer = isinstance(optimizer_class, type) and issubclass(optimizer_class, th.optim.Optimizer)
+    if not isinstance(kwargs, dict) or not is_optimizer:
+        return []  # a wrong type is reported by _value_problem
+    parameters = list(inspect.signature(optimizer_class.__init__).parameters.values())[1:]  # without self
+    if any(parameter.kind == inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return []  # takes any keyword: left to the optimizer
+    allowed = [parameter.name for parameter in parameters if parameter.name not in _OPTIMIZER_SET_KWARGS]
+    problems = []
+    for key in kwargs:
+        if key in _OPTIMIZER_SET_KWARGS:
+            reason = f"cannot be set: {_OPTIMIZER_SET_KWARGS[key]}"
+        elif key not in allowed:
+            hint = did_you_mean(str(key), allowed)
+            reason = f"{optimizer_class.__name__} has no argument {key!r}{hint}; it takes {', '.join(allowed)}"
+        else:
+            continue
+        message = f"policy_kwargs['optimizer_kwargs'][{key!r}]: {reason}"
+        problems.append(PolicyKwargsProblem("optimizer_kwargs", message, ValueError, f"optimizer_kwargs[{key!r}]: {reason}"))
+    return problems
+
+
 def policy_kwargs_problems(policy_kwargs: Any, policy_class: type) -> list[PolicyKwargsProblem]:
     """
     Everything wrong with ``policy_kwargs`` for ``policy_class`` (empty list: nothing). Each message names
@@ -194,7 +241,7 @@ def policy_kwargs_problems(policy_kwargs: Any, policy_class: type) -> list[Polic
             if problem is not None:
                 error, text = problem
                 problems.append(PolicyKwargsProblem(key, f"policy_kwargs[{key!r}]: {text}", error, text))
-    return problems
+    return problems + _optimizer_kwargs_problems(policy_kwargs, policy_class)
 
 
 def check_policy_kwargs(policy_kwargs: Any, policy_class: type) -> None:

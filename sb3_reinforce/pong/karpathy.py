@@ -131,6 +131,8 @@ class KarpathyPolicy(REINFORCEPolicy):
     #: Training batches may come as sparse CSR tensors (``SparseTernaryRolloutBuffer``): see :meth:`hidden`
     sparse_observations = True
     policy_set_kwargs = ("net_arch", "activation_fn", "ortho_init")  # set below: REINFORCE rejects them in policy_kwargs
+    #: Karpathy's optimizer, the default of ``optimizer_class`` (``policy_kwargs`` validation reads it)
+    default_optimizer_class: type[th.optim.Optimizer] = th.optim.RMSprop
 
     def __init__(
         self,
@@ -145,7 +147,7 @@ class KarpathyPolicy(REINFORCEPolicy):
             raise TypeError(f"KarpathyPolicy needs a Discrete action space, got {action_space}")
         self.n_hidden = int(n_hidden)
         self.single_logit = bool(single_logit) and int(action_space.n) == 2
-        kwargs.setdefault("optimizer_class", th.optim.RMSprop)
+        kwargs.setdefault("optimizer_class", self.default_optimizer_class)
         kwargs.setdefault("optimizer_kwargs", dict(alpha=0.99, eps=1e-5))
         kwargs["net_arch"] = [self.n_hidden]
         kwargs["activation_fn"] = nn.ReLU
