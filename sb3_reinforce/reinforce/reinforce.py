@@ -907,8 +907,9 @@ class REINFORCE(OnPolicyAlgorithm):
         schedules, ``policy_kwargs``, ...) with ``cloudpickle.loads``, which runs whatever a crafted file holds.
         Here they are decoded with a restricted unpickler (``sb3_reinforce.common.serialization``) that allows only
         what a REINFORCE model holds: gymnasium spaces, numpy arrays and random generators, SB3/sb3_reinforce
-        policy, buffer and features-extractor classes, torch activation and optimizer classes, SB3/rl_zoo3
-        schedule classes. Anything else (an ``os.system`` call, a lambda learning rate, a policy class of your own)
+        policy, buffer, features-extractor and optimizer classes (``RMSpropTFLike``), torch activation and optimizer
+        classes, SB3/rl_zoo3 schedule classes; a class's attributes are never set. Anything else (an ``os.system``
+        call, a lambda learning rate, a policy class of your own)
         raises ``UntrustedPickleError`` (a ``ValueError``) naming the entry and the refused global; give the entry
         in ``custom_objects`` (not decoded then) or pass ``trusted=True`` for SB3's behaviour. The weights and
         optimizer state (``.pth`` parts) are loaded by SB3 with ``torch.load(weights_only=True)``.
