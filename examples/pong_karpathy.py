@@ -4,7 +4,7 @@ Karpathy's "Pong from Pixels" agent with REINFORCE: train, checkpoint, resume, p
 .. code-block:: bash
 
     python examples/pong_karpathy.py --run-dir runs/pong --minutes 60          # train (Ctrl-C safe: checkpoints)
-    python examples/pong_karpathy.py --run-dir runs/pong --minutes 60 --resume # go on from runs/pong/latest.zip
+    python examples/pong_karpathy.py --run-dir runs/pong --minutes 60 --resume # go on from latest.zip, to 60 min in all
     python examples/pong_karpathy.py --play runs/pong/latest.zip --video pong.mp4
     python examples/pong_karpathy.py --run-dir runs/pong --plot pong_learning_curve.png
     python examples/pong_karpathy.py --run-dir runs/pong --minutes 60 --repeat-action-probability 0.0  # deterministic
@@ -119,7 +119,8 @@ class KarpathyLogger(BaseCallback):
                 )
             if self.episode % self.checkpoint_every == 0:
                 self.save_checkpoint()
-        return self.max_seconds is None or time.time() - self.start < self.max_seconds
+        # --minutes is the run's budget: the sessions before a --resume count (wall_offset)
+        return self.max_seconds is None or self.wall_offset + time.time() - self.start < self.max_seconds
 
     def save_checkpoint(self) -> None:
         """Save the model, then the progress it corresponds to (both atomically: a kill leaves the previous pair)."""
@@ -273,8 +274,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"games per policy of the final evaluation (evaluate_pong: held-out seeds, sticky actions "
         f"{STICKY_ACTION_PROBABILITY:g}, greedy and stochastic; at least {MIN_EVAL_GAMES}, 0 to skip it)",
     )
-    parser.add_argument("--timesteps", type=int, default=100_000_000, help="total env steps (all envs)")
-    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of wall clock")
+    parser.add_argument(
+        "--timesteps", type=int, default=100_000_000, help="env steps of the whole run (all envs; --resume counts those done)"
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="wall-clock minutes of the whole run (--resume counts those done)"
+    )
     parser.add_argument("--checkpoint-every", type=int, default=100, help="episodes between checkpoints")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core CPU)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/latest.zip and episodes.csv")
@@ -373,12 +378,19 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         emulator=dict(repeat_action_probability=sticky, training_seeds=training_seeds),
         verbose=0 if args.quiet else 1,
     )
-    model.learn(
-        args.timesteps,
-        callback=callback,
-        reset_num_timesteps=not args.resume,
-        progress_bar=not args.no_progress_bar,
-    )
+    # Both budgets are the run's, not the session's: SB3's learn(n, reset_num_timesteps=False) would train n more
+    remaining_steps = args.timesteps - model.num_timesteps
+    remaining_seconds = None if args.minutes is None else 60 * args.minutes - wall_offset
+    if remaining_steps > 0 and (remaining_seconds is None or remaining_seconds > 0):
+        model.learn(
+            remaining_steps,
+            callback=callback,
+            reset_num_timesteps=not args.resume,
+            progress_bar=not args.no_progress_bar,
+        )
+    else:
+        print(f"--resume: the run's budget is spent ({model.num_timesteps} steps, {wall_offset / 60:.1f} min): not training")
+        callback.csv_file.close()
     print(f"done: {callback.episode} episodes, running reward {callback.running_reward}, model {checkpoint}")
     if args.eval_games:
         final_evaluation(model, run_dir, args.eval_games, training_seeds)

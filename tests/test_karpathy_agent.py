@@ -233,13 +233,20 @@ def test_example_train_resume_plot_play(tmp_path) -> None:
     # A row written after the last checkpoint (the run was killed in between) must not survive a resume
     with open(run_dir / "episodes.csv", "a") as file:
         file.write(f"{len(rows) + 1},999.0,999999,-21.0,-21.0000\n")
-    result = _example(*common, "--timesteps", "2500", "--resume")
+    result = _example(*common, "--timesteps", "5000", "--resume")  # the run's budget: about 2500 more
     assert "dropping 1 episodes.csv rows" in result.stdout
     resumed = _csv_rows(run_dir / "episodes.csv")
     assert resumed[: len(rows)] == rows
     assert [int(row[0]) for row in resumed] == list(range(1, len(resumed) + 1))
     assert len(resumed) > len(rows) and all(row[1] != "999.0" for row in resumed)
-    assert REINFORCE.load(run_dir / "latest.zip").num_timesteps > steps_before
+    steps_after = REINFORCE.load(run_dir / "latest.zip").num_timesteps
+    # --timesteps is the whole run's: SB3's learn(n, reset_num_timesteps=False) alone would have trained 5000 more
+    assert steps_before < steps_after <= 5000 + 1, (steps_before, steps_after)  # budget: within n_envs - 1 steps
+    # A resume whose budget is spent trains nothing (it used to train the whole budget again)
+    result = _example(*common, "--timesteps", "5000", "--resume")
+    assert "the run's budget is spent" in result.stdout
+    assert REINFORCE.load(run_dir / "latest.zip").num_timesteps == steps_after
+    assert len(_csv_rows(run_dir / "episodes.csv")) == len(resumed)
 
     _example("--run-dir", str(run_dir), "--plot", str(tmp_path / "curve.png"))
     assert (tmp_path / "curve.png").stat().st_size > 10_000
