@@ -266,7 +266,7 @@ def test_example_trains_sticky_and_resumes_with_the_runs_setting(tmp_path):
     # a resumed run keeps the run's sticky actions and may not change them
     with pytest.raises(SystemExit, match=r"--repeat-action-probability=0.0 is not allowed with --resume: .* 0.25"):
         example.main([*common, "--resume", "--repeat-action-probability", "0.0"])
-    resumed = example.main([*common, "--resume"])
+    resumed = example.main([*common, "--resume", "--timesteps", "6000"])  # the run's budget: 3000 more steps
     assert resumed.get_env().get_attr("repeat_action_probability") == [0.25, 0.25]
     # the resumed games get new seeds (SB3's load would reseed them with the model's seed 0), recorded for evaluation
     episodes = progress["episode"]
