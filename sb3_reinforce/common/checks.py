@@ -59,7 +59,9 @@ def number_problem(
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         return expected
-    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+    # An int is finite (math.isfinite of one above float's range raises OverflowError)
+    finite = isinstance(value, numbers.Integral) or math.isfinite(value)
+    if not finite or value < low or value > high or (low_open and value == low):
         return expected
     return None
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
+from sb3_reinforce.common.checks import number_problem
 from sb3_reinforce.common.safety import atomic_write
 
 __all__ = [
@@ -164,10 +165,7 @@ def read_checkpoint(directory: Path, protocol: dict[str, Any]) -> tuple[RunProgr
 
 
 def _is_number(value: Any, integer: bool, nonnegative: bool = True) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        return False
-    # isfinite of a huge int overflows: ints are finite
-    return (isinstance(value, int) or math.isfinite(value)) and (value >= 0 or not nonnegative)
+    return number_problem(value, 0 if nonnegative else -math.inf, math.inf, integer=integer) is None
 
 
 def _checked_progress(state_path: Path, saved: Any) -> RunProgress:
