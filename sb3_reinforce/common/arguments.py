@@ -175,9 +175,9 @@ def _default_optimizer_class(policy_class: type) -> type | None:
         return policy_class.default_optimizer_class
     for cls in inspect.getmro(policy_class):
         init = cls.__dict__.get("__init__")
-        if init is not None and "optimizer_class" in inspect.signature(init).parameters:
-            default = inspect.signature(init).parameters["optimizer_class"].default
-            return default if isinstance(default, type) else None
+        parameter = None if init is None else inspect.signature(init).parameters.get("optimizer_class")
+        if parameter is not None:
+            return parameter.default if isinstance(parameter.default, type) else None
     return None
 
 
