@@ -595,12 +595,12 @@ class SparseTernaryRolloutBuffer(EpisodeRolloutBuffer):
         flat = obs.reshape((self.n_envs, self.n_values))
         index = flat_nonzero(flat)
         values = flat.reshape(-1)[index]
-        if not np.all((values == 1) | (values == -1)):
-            bad = values[(values != 1) & (values != -1)][0]
+        if np.any(np.abs(values) != 1):  # an int8 -128 stays -128, a NaN is != 1
+            bad = values[np.abs(values) != 1][0]
             raise ValueError(f"SparseTernaryRolloutBuffer: observation values must be in {{-1, 0, 1}}, got {bad!r}")
         env_of = index // self.n_values
-        columns = index - env_of * self.n_values
-        codes = np.where(values > 0, columns + 1, -1 - columns).astype(self.code_dtype)
+        codes = (index % self.n_values + 1).astype(self.code_dtype)  # flat index within the step, + 1 ...
+        codes *= values.astype(self.code_dtype)  # ... times the sign
         return np.bincount(env_of, minlength=self.n_envs), env_of, codes
 
     def _store_observations(self, envs: np.ndarray, rows: np.ndarray, encoded: Any) -> None:
@@ -610,9 +610,9 @@ class SparseTernaryRolloutBuffer(EpisodeRolloutBuffer):
         if needed > self.code_capacity:
             self._grow_codes(needed)
         if len(codes):
-            # Rank of each code among its env's codes of this step (codes come sorted by env)
-            rank = np.arange(len(codes)) - (np.cumsum(counts) - counts)[env_of]
-            self.codes[env_of, starts[env_of] + rank] = codes
+            # Codes come sorted by env: the k-th code of env e this step goes to starts[e] + k
+            shift = starts - (np.cumsum(counts) - counts)
+            self.codes[env_of, np.arange(len(codes)) + shift[env_of]] = codes
         self.code_positions += counts
         self.observations[envs, rows] = counts
 
