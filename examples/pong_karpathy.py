@@ -259,6 +259,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         + " (KarpathyPolicy's V(s) is a linear head on the hidden layer)",
     )
     parser.add_argument("--ent-coef", type=float, default=None, help="entropy bonus coefficient (default: the zoo entry's)")
+    parser.add_argument(
+        "--gae-lambda",
+        type=float,
+        default=None,
+        help="GAE lambda of the value baseline (default: the zoo entry's; 1 is the Monte-Carlo return minus V(s))",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the games (game i gets SEED + i) and network")
     parser.add_argument(
         "--repeat-action-probability",
@@ -342,6 +348,8 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         overrides["baseline"] = BASELINES[args.baseline].value
     if args.ent_coef is not None:
         overrides["ent_coef"] = args.ent_coef
+    if args.gae_lambda is not None:
+        overrides["gae_lambda"] = args.gae_lambda
     episode, running_reward, wall_offset = 0, None, 0.0
     checkpoint = run_dir / "latest.zip"
     if args.resume:

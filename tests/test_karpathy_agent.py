@@ -255,6 +255,27 @@ def test_example_train_resume_plot_play(tmp_path) -> None:
     assert "play episode 1" in result.stdout and video.stat().st_size > 1_000
 
 
+def test_example_options_reach_the_model_and_bad_ones_stop_before_training(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    common = ["--run-dir", str(run_dir), "--n-envs", "2", "--n-episodes", "1", "--no-progress-bar", "--quiet"]
+    common += ["--eval-games", "0", "--timesteps", "600"]
+    _example(*common, "--gae-lambda", "0.8", "--ent-coef", "0.01", "--learning-rate", "0.0005")
+    model = REINFORCE.load(run_dir / "latest.zip", device="cpu")
+    assert (model.gae_lambda, model.ent_coef, model.learning_rate, model.n_episodes) == (0.8, 0.01, 0.0005, 1)
+    # GAE needs the learned V(s): refused with the parameter named, and nothing is written
+    bad_dir = tmp_path / "bad"
+    bad_args = ["--run-dir", str(bad_dir), "--quiet", "--baseline", "none", "--gae-lambda", "0.8", "--no-progress-bar"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pong_karpathy.py"), *bad_args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode != 0 and "gae_lambda=0.8" in result.stderr and "baseline" in result.stderr
+    assert not (bad_dir / "latest.zip").exists() and not (bad_dir / "episodes.csv").exists()
+
+
 def test_value_head_reads_the_shared_hidden_layer_and_learns(tmp_path) -> None:
     """baseline='value': one linear head on the hidden layer (no dense 6400-input critic), trained, saved, loaded."""
     policy = KarpathyPolicy(OBS_SPACE, spaces.Discrete(2), lambda _: 1e-3, value_baseline=True)
