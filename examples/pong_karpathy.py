@@ -35,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce import REINFORCE
-from sb3_reinforce.common.estimators import BASELINES
+from sb3_reinforce.common.estimators import BASELINES, IMPORTANCE_WEIGHTS
 from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams, make_vec_env_from_entry
 from sb3_reinforce.pong.evaluation import MAX_EVAL_GAMES, MIN_EVAL_GAMES, evaluate_pong
@@ -260,6 +260,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--ent-coef", type=float, default=None, help="entropy bonus coefficient (default: the zoo entry's)")
     parser.add_argument(
+        "--importance-weights",
+        choices=list(IMPORTANCE_WEIGHTS),
+        default=None,
+        help="weights of the steps collected before an update (default: the zoo entry's): "
+        + "; ".join(f"{name}: {text}" for name, text in IMPORTANCE_WEIGHTS.items()),
+    )
+    parser.add_argument(
         "--gae-lambda",
         type=float,
         default=None,
@@ -350,6 +357,8 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         overrides["ent_coef"] = args.ent_coef
     if args.gae_lambda is not None:
         overrides["gae_lambda"] = args.gae_lambda
+    if args.importance_weights is not None:
+        overrides["importance_weights"] = args.importance_weights
     episode, running_reward, wall_offset = 0, None, 0.0
     checkpoint = run_dir / "latest.zip"
     if args.resume:

@@ -9,8 +9,10 @@ import pytest
 
 from sb3_reinforce.common.estimators import (
     BASELINES,
+    IMPORTANCE_WEIGHTS,
     RETURN_MODES,
     Baseline,
+    carried_importance_weights,
     get_baseline,
     get_return_mode,
     leave_one_episode_out_time_mean,
@@ -162,3 +164,66 @@ def test_the_pong_example_offers_and_describes_the_registry_baselines(monkeypatc
     for name, baseline in BASELINES.items():
         assert f"{name}: {baseline.description}" in help_text
     assert example.parse_args(["--baseline", "median"]).baseline == "median"
+
+
+def test_importance_weights_exact_values():
+    # Two episodes: [a b c d e] with points ending at b and e (rewards 1, -1), then [f g]
+    log_ratio = np.log([2.0, 2.0, 3.0, 1.0, 5.0, 7.0, 0.5])
+    starts = starts_of(5, 2)
+    rewards = np.array([0.0, 1.0, 0.0, 0.0, -1.0, 0.0, 1.0])
+    episode = carried_importance_weights("episode", log_ratio, starts, rewards, reset_on_reward=True)
+    np.testing.assert_allclose(episode, [2, 4, 12, 12, 60, 7, 3.5], rtol=1e-12)
+    # "segment" restarts the product after every point: c is the first step of the second point
+    segment = carried_importance_weights("segment", log_ratio, starts, rewards, reset_on_reward=True)
+    np.testing.assert_allclose(segment, [2, 4, 3, 3, 15, 7, 3.5], rtol=1e-12)
+    # without reset_on_reward a segment is the episode
+    same = carried_importance_weights("segment", log_ratio, starts, rewards, reset_on_reward=False)
+    np.testing.assert_allclose(same, episode, rtol=1e-12)
+    assert carried_importance_weights("none", log_ratio, starts, rewards, reset_on_reward=True) is None
+    with pytest.raises(ValueError, match=r"importance_weights='Segment' is not allowed: use one of 'episode', 'segment'"):
+        carried_importance_weights("Segment", log_ratio, starts, rewards, reset_on_reward=True)
+
+
+@pytest.mark.parametrize("mode", list(IMPORTANCE_WEIGHTS))
+def test_importance_weights_of_carried_steps_in_training(mode):
+    """The weights the algorithm gives steps collected by an older policy, on a real CartPole batch."""
+    import torch as th
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_reinforce import REINFORCE
+
+    env = make_vec_env("CartPole-v1", n_envs=3, seed=0)
+    # CartPole's reward is 1 at every step: with reset_on_reward every step is its own point
+    model = REINFORCE("MlpPolicy", env, n_episodes=3, reset_on_reward=True, importance_weights=mode, seed=0, device="cpu")
+    batch = next(model.collect_batches(make_vec_env("CartPole-v1", n_envs=3, seed=1), n_episodes=3, n_batches=1))
+    obs, actions = th.as_tensor(batch.observations), th.as_tensor(batch.actions).flatten()
+    with th.no_grad():
+        old = model.policy.evaluate_actions(obs, actions)[1].numpy()
+        for parameter in model.policy.parameters():
+            parameter.add_(0.05 * th.randn_like(parameter))  # the policy moved on since the batch was collected
+        log_ratio = model.policy.evaluate_actions(obs, actions)[1].numpy() - old
+    model._n_updates = 1  # every step of the batch is carried
+    stats = model.compute_policy_gradient(batch)
+    assert stats["carried_steps"] == batch.n_steps
+    if mode == "none":
+        assert "is_weight_mean" not in stats
+        return
+    if mode == "segment":
+        expected = np.exp(log_ratio)  # one step per point: its own ratio only
+    else:
+        episode = np.cumsum(batch.episode_starts) - 1
+        expected = np.concatenate([np.exp(np.cumsum(log_ratio[episode == e])) for e in range(batch.n_episodes)])
+    assert stats["is_weight_mean"] == pytest.approx(expected.mean(), rel=1e-5)
+    assert stats["is_weight_max"] == pytest.approx(expected.max(), rel=1e-5)
+
+
+def test_importance_weights_argument_errors_and_save_load(tmp_path):
+    from sb3_reinforce import REINFORCE
+
+    with pytest.raises(ValueError, match=r"importance_weights='segment' is not allowed: 'segment' needs reset_on_reward=True"):
+        REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment")
+    with pytest.raises(ValueError, match=r"importance_weights=None is not allowed: expected one of 'episode', 'segment', 'none'"):
+        REINFORCE("MlpPolicy", "CartPole-v1", importance_weights=None)
+    model = REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment", reset_on_reward=True, device="cpu")
+    model.save(tmp_path / "model")
+    assert REINFORCE.load(tmp_path / "model", device="cpu").importance_weights == "segment"

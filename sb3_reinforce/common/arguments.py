@@ -31,7 +31,14 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_reinforce.common.buffers import EpisodeRolloutBuffer
 from sb3_reinforce.common.checks import check_number, did_you_mean, number_problem
-from sb3_reinforce.common.estimators import RETURN_MODES, baseline_values, get_baseline, get_return_mode
+from sb3_reinforce.common.estimators import (
+    IMPORTANCE_WEIGHTS,
+    RETURN_MODES,
+    baseline_values,
+    get_baseline,
+    get_importance_weights,
+    get_return_mode,
+)
 
 #: Policy arguments REINFORCE sets itself, with why: they are rejected in ``policy_kwargs``.
 ALGORITHM_POLICY_KWARGS: dict[str, str] = {
@@ -444,6 +451,22 @@ class RegistryRule(ArgumentRule):
         return None
 
 
+class ImportanceWeightsRule(RegistryRule):
+    """``importance_weights``: a key of :data:`IMPORTANCE_WEIGHTS`; ``"segment"`` only with ``reset_on_reward``
+    (without it a segment is the whole episode, and ``"segment"`` would silently mean ``"episode"``)."""
+
+    def __init__(self) -> None:
+        super().__init__(get_importance_weights, lambda: tuple(IMPORTANCE_WEIGHTS))
+
+    def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
+        problem = super().problem(value, all_values, python)
+        if problem is not None or value != "segment" or all_values.get("reset_on_reward") is True:
+            return problem
+        needs = "reset_on_reward=True" if python else "reset_on_reward: true"
+        episode = "'episode'" if python else "episode"
+        return f"'segment' needs {needs} (a segment is then a point); without it the segment is the episode: use {episode}"
+
+
 class BoolRule(ArgumentRule):
     """A Python or numpy bool."""
 
@@ -563,6 +586,7 @@ REINFORCE_ARGUMENTS: dict[str, ArgumentRule] = {
     "gae_lambda": GaeLambdaRule(),
     "normalize_advantage": BoolRule(),
     "reset_on_reward": BoolRule(),
+    "importance_weights": ImportanceWeightsRule(),
     "ent_coef": NumberRule(-math.inf, math.inf),
     "vf_coef": NumberRule(0.0, math.inf),
     "max_grad_norm": NumberRule(0.0, math.inf, low_open=True, optional=True),

@@ -21,6 +21,7 @@ import numpy as np
 from sb3_reinforce.common.returns import (
     gae_advantages,
     leave_one_episode_out_mean,
+    per_decision_is_weights,
     reward_to_go,
     segment_starts,
     standardize,
@@ -30,6 +31,7 @@ from sb3_reinforce.common.returns import (
 
 __all__ = [
     "BASELINES",
+    "IMPORTANCE_WEIGHTS",
     "NORMALIZE_FLAGS",
     "RETURN_MODES",
     "Baseline",
@@ -37,7 +39,9 @@ __all__ = [
     "ReturnMode",
     "baseline_names",
     "baseline_values",
+    "carried_importance_weights",
     "get_baseline",
+    "get_importance_weights",
     "get_return_mode",
     "leave_one_episode_out_time_mean",
     "parse_estimator_variant",
@@ -276,6 +280,49 @@ def get_baseline(value: Any) -> Baseline:
     if not isinstance(name, str) or name not in BASELINES:
         raise ValueError(f"baseline={value!r} is not allowed: use one of {_allowed(baseline_values())}")
     return BASELINES[name]
+
+
+#: How the steps of an episode that was still running at an update (collected by an older policy, "carried") are
+#: weighted when their episode ends: the allowed values of ``importance_weights``, with one line each for help texts.
+IMPORTANCE_WEIGHTS: dict[str, str] = {
+    "episode": "per-decision ratios pi/pi_old multiplied from the episode's first step (exact)",
+    "segment": (
+        "per-decision ratios multiplied from the segment's first step (with reset_on_reward: the point); "
+        "leaves out how the older policy changed where the segment starts"
+    ),
+    "none": "no correction: carried steps count as on-policy",
+}
+
+
+def get_importance_weights(name: Any) -> str:
+    """
+    :param name: an ``importance_weights`` value
+    :return: the name
+    :raises ValueError: naming ``importance_weights`` and the allowed values
+    """
+    if not isinstance(name, str) or name not in IMPORTANCE_WEIGHTS:
+        raise ValueError(f"importance_weights={name!r} is not allowed: use one of {_allowed(tuple(IMPORTANCE_WEIGHTS))}")
+    return name
+
+
+def carried_importance_weights(
+    mode: str, log_ratio: np.ndarray, episode_starts: np.ndarray, rewards: np.ndarray, reset_on_reward: bool
+) -> np.ndarray | None:
+    """
+    The importance weight of every step of a batch, as ``importance_weights`` says.
+
+    :param mode: a key of :data:`IMPORTANCE_WEIGHTS`
+    :param log_ratio: ``log pi(a_t|s_t) - log pi_old(a_t|s_t)`` per step (0 where the step is on-policy)
+    :param episode_starts: True on the first step of each episode
+    :param rewards: the rewards (the segments of ``reset_on_reward`` end at the non-zero ones)
+    :param reset_on_reward: whether a segment ends at every non-zero reward
+    :return: float64 weights, or None for ``"none"`` (every step weighs 1)
+    """
+    get_importance_weights(mode)
+    if mode == "none":
+        return None
+    starts = episode_starts if mode == "episode" else segment_starts(episode_starts, rewards, reset_on_reward)
+    return per_decision_is_weights(log_ratio, starts)
 
 
 def policy_gradient_weights(

@@ -20,8 +20,8 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.common.arguments import REINFORCE_ARGUMENTS, ArgumentRule, PolicyRule, check_gsde
 from sb3_reinforce.common.buffers import EpisodeBatch, EpisodeRolloutBuffer
-from sb3_reinforce.common.estimators import Baseline, get_baseline, policy_gradient_weights
-from sb3_reinforce.common.returns import per_decision_is_weights, steps_in_segment
+from sb3_reinforce.common.estimators import Baseline, carried_importance_weights, get_baseline, policy_gradient_weights
+from sb3_reinforce.common.returns import steps_in_segment
 from sb3_reinforce.common.safety import (
     atomic_write,
     check_finite_env_output,
@@ -164,6 +164,11 @@ class REINFORCE(OnPolicyAlgorithm):
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run.
         Setting it to auto, the code will be run on the GPU if possible.
+    :param importance_weights: How the steps of an episode still running at an update are weighted once it ends
+        (``sb3_reinforce.common.estimators.IMPORTANCE_WEIGHTS``): ``"episode"`` (per-decision ratios multiplied from
+        the episode's first step: exact), ``"segment"`` (multiplied from the first step of the step's point, with
+        ``reset_on_reward=True``: it leaves out how the older policy changed where the point starts, and keeps long
+        episodes from multiplying hundreds of ratios) or ``"none"`` (no correction)
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -201,6 +206,7 @@ class REINFORCE(OnPolicyAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        importance_weights: str = "episode",
         _init_setup_model: bool = True,
     ):
         self._validate_arguments(
@@ -219,6 +225,7 @@ class REINFORCE(OnPolicyAlgorithm):
             gae_lambda=gae_lambda,
             normalize_advantage=normalize_advantage,
             reset_on_reward=reset_on_reward,
+            importance_weights=importance_weights,
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,
@@ -265,6 +272,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.baseline = baseline
         self.normalize_advantage = normalize_advantage
         self.reset_on_reward = reset_on_reward
+        self.importance_weights = importance_weights
         # The collection's exploration matrices (one per env), made at the first gSDE step
         self._sde_noise: GSDENoise | None = None
         if _init_setup_model:
@@ -665,13 +673,16 @@ class REINFORCE(OnPolicyAlgorithm):
             episode = np.cumsum(batch.episode_starts) - 1
             reweighted = np.bincount(episode, weights=carried, minlength=batch.n_episodes)[episode] > 0
         estimator = get_baseline(settings["baseline"])
-        need_eval = estimator.needs_values or estimator.needs_score_norms or carried.any()
+        reweight = carried.any() and self.importance_weights != "none"
+        need_eval = estimator.needs_values or estimator.needs_score_norms or reweight
         is_weights = values = score_sq = None
         if need_eval:
             current_log_probs, values, score_sq = self._evaluate_batch(batch, need_scores=estimator.needs_score_norms)
-            if carried.any():
+            if reweight:
                 log_ratio = np.where(reweighted, current_log_probs - batch.log_probs, 0.0)
-                is_weights = per_decision_is_weights(log_ratio, batch.episode_starts)
+                is_weights = carried_importance_weights(
+                    self.importance_weights, log_ratio, batch.episode_starts, batch.rewards, settings["reset_on_reward"]
+                )
         weights, targets = policy_gradient_weights(
             batch.rewards,
             batch.episode_starts,
