@@ -215,6 +215,9 @@ def test_importance_weights_of_carried_steps_in_training(mode):
         expected = np.concatenate([np.exp(np.cumsum(log_ratio[episode == e])) for e in range(batch.n_episodes)])
     assert stats["is_weight_mean"] == pytest.approx(expected.mean(), rel=1e-5)
     assert stats["is_weight_max"] == pytest.approx(expected.max(), rel=1e-5)
+    assert stats["is_weight_median"] == pytest.approx(np.median(expected), rel=1e-5)
+    assert stats["is_weight_ess"] == pytest.approx(expected.sum() ** 2 / (expected**2).sum() / len(expected), rel=1e-5)
+    assert 0 < stats["is_weight_ess"] < 1
 
 
 def test_importance_weights_argument_errors_and_save_load(tmp_path):
@@ -222,7 +225,7 @@ def test_importance_weights_argument_errors_and_save_load(tmp_path):
 
     with pytest.raises(ValueError, match=r"importance_weights='segment' is not allowed: 'segment' needs reset_on_reward=True"):
         REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment")
-    with pytest.raises(ValueError, match=r"importance_weights=None is not allowed: expected one of 'episode', 'segment', 'none'"):
+    with pytest.raises(ValueError, match=r"importance_weights=None is not allowed: expected one of 'episode', 'segment'"):
         REINFORCE("MlpPolicy", "CartPole-v1", importance_weights=None)
     model = REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment", reset_on_reward=True, device="cpu")
     model.save(tmp_path / "model")

@@ -61,3 +61,24 @@ def test_no_profile_unless_asked(pong_throughput):
     finally:
         th.set_num_threads(threads)
     assert result.profile is None and result.steps_per_second > 0.0
+
+
+def test_importance_weight_benchmark_reports_each_mode(tmp_path):
+    """benchmarks/pong_importance_weights.py on a fresh Pong model: the statistics compute_policy_gradient reports."""
+    from sb3_reinforce.pong import karpathy_pong
+
+    spec = importlib.util.spec_from_file_location("pong_importance_weights", BENCHMARKS / "pong_importance_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = th.get_num_threads()
+    try:
+        th.set_num_threads(1)
+        karpathy_pong(n_envs=3, seed=0, n_episodes=1).save(tmp_path / "pong")
+        exact = module.importance_weight_statistics(str(tmp_path / "pong.zip"), "episode", 4, 1, 3, 0)
+        uncorrected = module.importance_weight_statistics(str(tmp_path / "pong.zip"), "none", 4, 1, 3, 0)
+    finally:
+        th.set_num_threads(threads)
+    # 3 games, one episode per update: every update after the first carries the other games' steps
+    assert exact["updates"] >= 1 and 0 < exact["carried_share"] < 1
+    assert 0 < exact["is_weight_ess"] < 1 and exact["is_weight_median"] != 1
+    assert uncorrected["is_weight_ess"] == uncorrected["is_weight_median"] == 1

@@ -721,8 +721,12 @@ class REINFORCE(OnPolicyAlgorithm):
             stats["policy_loss"] += policy_loss.item()
             stats["entropy_loss"] += entropy_loss.item()
         if is_weights is not None:
-            stats["is_weight_mean"] = float(is_weights[carried].mean())
+            carried_weights = is_weights[carried]
+            stats["is_weight_mean"] = float(carried_weights.mean())
+            stats["is_weight_median"] = float(np.median(carried_weights))
             stats["is_weight_max"] = float(is_weights.max())
+            # Kish's effective sample size of the carried steps, as a fraction of them (1: all weights equal)
+            stats["is_weight_ess"] = float(carried_weights.sum() ** 2 / (carried_weights**2).sum() / len(carried_weights))
         if values is not None:
             stats["value_loss"] = value_loss_sum
             stats["explained_variance"] = float(explained_variance(values, targets))
