@@ -63,7 +63,8 @@ def importance_weight_statistics(
     model.importance_weights = mode
     model.recorded = []
     model.set_random_seed(seed)
-    model.learn(10**9, callback=lambda _locals, _globals: model._n_updates < n_updates, reset_num_timesteps=False)
+    last_update = model._n_updates + n_updates
+    model.learn(10**9, callback=lambda _locals, _globals: model._n_updates < last_update, reset_num_timesteps=False)
     env.close()
     kept = [stats for stats in model.recorded[skip:] if stats["carried_steps"] > 0]
     if not kept:

@@ -73,9 +73,14 @@ def test_importance_weight_benchmark_reports_each_mode(tmp_path):
     threads = th.get_num_threads()
     try:
         th.set_num_threads(1)
-        karpathy_pong(n_envs=3, seed=0, n_episodes=1).save(tmp_path / "pong")
-        exact = module.importance_weight_statistics(str(tmp_path / "pong.zip"), "episode", 4, 1, 3, 0)
-        uncorrected = module.importance_weight_statistics(str(tmp_path / "pong.zip"), "none", 4, 1, 3, 0)
+        model = karpathy_pong(n_envs=3, seed=0, n_episodes=1)
+        model.learn(4000)  # a model that has been updated already: the updates are counted from its own
+        assert model._n_updates >= 1
+        model.save(tmp_path / "pong")
+        # as many updates left out as the model had: counting from 0 would train one update and keep none
+        n, skip = model._n_updates + 1, model._n_updates
+        exact = module.importance_weight_statistics(str(tmp_path / "pong.zip"), "episode", n, skip, 3, 0)
+        uncorrected = module.importance_weight_statistics(str(tmp_path / "pong.zip"), "none", n, skip, 3, 0)
     finally:
         th.set_num_threads(threads)
     # 3 games, one episode per update: every update after the first carries the other games' steps
