@@ -9,9 +9,10 @@ Karpathy's "Pong from Pixels" agent as a REINFORCE configuration.
 - :func:`karpathy_pong`: the model with the tuned values of the ``KarpathyPong-v0`` zoo entry, built on the fast
   vectorized Pong of :func:`sb3_reinforce.pong.make_pong_vec_env`.
 
-The tuned entry keeps the original's method and changes two numbers: learning rate 1e-3 (the annotated copy of
-the original and the public reproductions use it) and 4 episodes per update instead of 10; see the README's Pong
-section for the learning curve they give.
+The tuned entry keeps the original's network, returns and optimizer, and changes: learning rate 1e-3 (the annotated
+copy of the original and the public reproductions use it), 4 episodes per update instead of 10, a learned baseline
+(a linear value head on the hidden layer) and the importance weights of the steps carried over an update restarted
+at every point (``importance_weights="segment"``); see the README's Pong section for the learning curves they give.
 """
 
 from typing import Any
