@@ -70,14 +70,15 @@ def test_pong_entry_is_karpathys_configuration():
     assert kwargs.pop("policy") is KarpathyPolicy
     assert kwargs["rollout_buffer_class"] is SparseTernaryRolloutBuffer
     assert zoo["env_wrapper"] is None and zoo["frame_stack"] is None and zoo["normalize"] is None
-    # The tuned entry differs from the 2016 original only in the keys listed here (the learned baseline since
-    # sticky actions became the default: docs/pong_candidates.md)
-    tuned = {"learning_rate", "n_episodes", "baseline", "gae_lambda", "vf_coef"}
+    # The tuned entry differs from the 2016 original only in the keys listed here (the learned baseline and the
+    # per-point importance weights since sticky actions became the default: docs/pong_candidates.md)
+    tuned = {"learning_rate", "n_episodes", "baseline", "gae_lambda", "vf_coef", "importance_weights"}
     original = {key: value for key, value in KARPATHY_HYPERPARAMS.items() if key not in tuned}
     assert {key: value for key, value in kwargs.items() if key not in tuned} == original
     assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3)
     assert (kwargs["baseline"], kwargs["gae_lambda"], kwargs["vf_coef"]) == ("value", 1.0, 0.5)
-    assert KARPATHY_HYPERPARAMS["baseline"] is None
+    assert kwargs["importance_weights"] == "segment" and kwargs["reset_on_reward"] is True
+    assert KARPATHY_HYPERPARAMS["baseline"] is None and "importance_weights" not in KARPATHY_HYPERPARAMS  # "episode"
 
 
 def test_reinforce_keys_match_the_constructor():
