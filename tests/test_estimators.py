@@ -227,6 +227,10 @@ def test_importance_weights_argument_errors_and_save_load(tmp_path):
         REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment")
     with pytest.raises(ValueError, match=r"importance_weights=None is not allowed: expected one of 'episode', 'segment'"):
         REINFORCE("MlpPolicy", "CartPole-v1", importance_weights=None)
+    # reset_on_reward may be a numpy bool, as everywhere else (BoolRule)
+    REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment", reset_on_reward=np.True_, device="cpu")
+    with pytest.raises(ValueError, match=r"'segment' needs reset_on_reward=True"):
+        REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment", reset_on_reward=np.False_)
     model = REINFORCE("MlpPolicy", "CartPole-v1", importance_weights="segment", reset_on_reward=True, device="cpu")
     model.save(tmp_path / "model")
     assert REINFORCE.load(tmp_path / "model", device="cpu").importance_weights == "segment"

@@ -460,7 +460,8 @@ class ImportanceWeightsRule(RegistryRule):
 
     def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
         problem = super().problem(value, all_values, python)
-        if problem is not None or value != "segment" or all_values.get("reset_on_reward") is True:
+        reset_on_reward = all_values.get("reset_on_reward")
+        if problem is not None or value != "segment" or (isinstance(reset_on_reward, (bool, np.bool_)) and reset_on_reward):
             return problem
         needs = "reset_on_reward=True" if python else "reset_on_reward: true"
         episode = "'episode'" if python else "episode"
