@@ -168,6 +168,7 @@ def test_variance_md_states_the_protocol_and_files_are_replaced_atomically(tmp_p
     assert "- policy snapshot: fresh policy (zoo network and settings of CartPole-v1, seed 5), untrained\n" in text
     assert "- batches: 2 batches of 2 complete episodes" in text and "- seed: 5 " in text
     assert "| total |" in text and "| reward_to_go |" in text
+    assert "\n\n| variant |" in text, "the table must follow a blank line, or markdown joins it to the list"
     assert (out / "variance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("variance.md", "variance.png"):
         assert (tmp_path / f"kept-{name}").read_bytes() == b"earlier", f"{name} was written in place"

@@ -269,9 +269,9 @@ def variance_markdown(
         "every variant on the same batches",
         f"- seed: {seed} (env resets and action sampling)",
         f"- gamma: {gamma:g}",
-        "",
     ]
-    return "\n".join(lines) + variance_table(results)
+    # A blank line between the list and the table: without it markdown reads the table as part of the last item
+    return "\n".join(lines) + "\n\n" + variance_table(results)
 
 
 def plot_variance(results: Sequence[VarianceResult], path: str | Path) -> Path:
