@@ -97,8 +97,11 @@ _GSDE_FLAGS = ("full_std", "use_expln", "squash_output")
 _NET_ARCH_HELP = "a list of positive ints (layer sizes) such as [64, 64] (or []) or dict(pi=[64, 64], vf=[64, 64])"
 
 
+#: What the argument rules accept as a bool (numpy's from arrays and configs too), and never as a number
+_BOOL_TYPES = (bool, np.bool_)
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, numbers.Integral) and not isinstance(value, _BOOL_TYPES)
 
 
 def _net_arch_problem(value: Any) -> tuple[type[Exception], str] | None:
@@ -149,7 +152,7 @@ def _value_problem(key: str, value: Any) -> tuple[type[Exception], str] | None:
         return TypeError, f"features_extractor_class={value!r} must be a stable_baselines3 BaseFeaturesExtractor subclass"
     if key in ("optimizer_kwargs", "features_extractor_kwargs") and not (value is None or isinstance(value, dict)):
         return TypeError, f"{key}={value!r} must be a dict or None"
-    if key in _FLAGS and not isinstance(value, (bool, np.bool_)) and not (value is None and key in _GSDE_FLAGS):
+    if key in _FLAGS and not isinstance(value, _BOOL_TYPES) and not (value is None and key in _GSDE_FLAGS):
         return TypeError, f"{key}={value!r} must be a bool"
     if key == "squash_output" and value:
         return ValueError, (
@@ -157,7 +160,7 @@ def _value_problem(key: str, value: Any) -> tuple[type[Exception], str] | None:
             "actions are clipped to the action space's bounds"
         )
     if key == "log_std_init":
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if isinstance(value, _BOOL_TYPES) or not isinstance(value, numbers.Real):
             return TypeError, f"log_std_init={value!r} must be a number"
         if not np.isfinite(value):
             return ValueError, f"log_std_init={value!r} must be finite"
@@ -384,7 +387,7 @@ class SdeSampleFreqRule(NumberRule):
 
     def _sde_problem(self, value: Any, all_values: Mapping[str, Any], python: bool) -> str | None:
         use_sde = all_values.get("use_sde")
-        if not isinstance(use_sde, (bool, np.bool_)) or not use_sde or not _is_int(value) or value >= 1:
+        if not isinstance(use_sde, _BOOL_TYPES) or not use_sde or not _is_int(value) or value >= 1:
             return None
         setting = "use_sde=True" if python else "use_sde: true"
         return (
@@ -461,7 +464,7 @@ class ImportanceWeightsRule(RegistryRule):
     def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
         problem = super().problem(value, all_values, python)
         reset_on_reward = all_values.get("reset_on_reward")
-        if problem is not None or value != "segment" or (isinstance(reset_on_reward, (bool, np.bool_)) and reset_on_reward):
+        if problem is not None or value != "segment" or (isinstance(reset_on_reward, _BOOL_TYPES) and reset_on_reward):
             return problem
         needs = "reset_on_reward=True" if python else "reset_on_reward: true"
         episode = "'episode'" if python else "episode"
@@ -472,7 +475,7 @@ class BoolRule(ArgumentRule):
     """A Python or numpy bool."""
 
     def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
-        if isinstance(value, (bool, np.bool_)):
+        if isinstance(value, _BOOL_TYPES):
             return None
         return "expected a bool (True or False)" if python else "expected true or false"
 
