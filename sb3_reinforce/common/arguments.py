@@ -100,6 +100,7 @@ _NET_ARCH_HELP = "a list of positive ints (layer sizes) such as [64, 64] (or [])
 #: What the argument rules accept as a bool (numpy's from arrays and configs too), and never as a number
 _BOOL_TYPES = (bool, np.bool_)
 
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, _BOOL_TYPES)
 
