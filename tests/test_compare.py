@@ -243,11 +243,12 @@ def test_minutes_budget_stops_within_one_step_of_the_limit(tmp_path, monkeypatch
 
 
 def test_minutes_cli_records_steps_episodes_and_time(tmp_path):
-    subprocess.run(compare_command(tmp_path, "--minutes", "0.05"), check=True, stdout=subprocess.PIPE, timeout=300)
+    command = compare_command(tmp_path, "--minutes", "0.05", "--timesteps", "100000000")  # the clock, not the cap, stops it
+    subprocess.run(command, check=True, stdout=subprocess.PIPE, timeout=300)
     _, record = load_run(tmp_path / "reinforce__seed0.csv")
     result = record["result"]
     assert result["stopped_by"] == "minutes" and result["wall_s"] >= 3.0
-    assert result["steps"] < 100_000 and result["episodes"] >= 1 and result["resumes"] == 0
+    assert 0 < result["steps"] < 100_000_000 and result["episodes"] >= 1 and result["resumes"] == 0
     summary = (tmp_path / "summary.md").read_text()
     assert "- wall-clock budget per run: 0.05 min of training time\n" in summary
     row = next(line for line in summary.splitlines() if line.startswith("| reinforce |"))
@@ -284,7 +285,9 @@ def wait_for_checkpoint(process: subprocess.Popen, state: Path, min_steps: int) 
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
-    command = compare_command(tmp_path, "--minutes", "0.15", "--checkpoint-minutes", "0.02")
+    # a step cap far beyond what 9 s can train, so that the clock stops the run on any machine (CartPole's entry
+    # n_timesteps, the cap with --minutes alone, was reached first on a fast CI machine)
+    command = compare_command(tmp_path, "--minutes", "0.15", "--checkpoint-minutes", "0.02", "--timesteps", "100000000")
     csv_path = tmp_path / "reinforce__seed0.csv"
     state = tmp_path / "reinforce__seed0.ckpt" / "state.json"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
