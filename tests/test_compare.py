@@ -146,6 +146,17 @@ def test_interval_estimates_use_rliable_and_are_reproducible():
     assert interval_estimates(np.full(3, 500.0))["mean"] == (500.0, 500.0, 500.0)
 
 
+def test_the_pong_comparison_counts_steps_to_a_score_of_zero():
+    # KarpathyPong-v0 declares a reward_threshold (the compare tool's default), unlike ale-py's Pong ids
+    import gymnasium as gym
+
+    import sb3_reinforce  # noqa: F401  (registers KarpathyPong-v0)
+    from sb3_reinforce.compare import default_threshold
+
+    assert gym.spec("KarpathyPong-v0").reward_threshold == 0.0 == default_threshold("KarpathyPong-v0")
+    assert default_threshold("CartPole-v1") == 475.0
+
+
 def test_steps_to_threshold_ignores_the_untrained_policy():
     from sb3_reinforce.compare import steps_to_threshold
 

@@ -12,12 +12,14 @@ deterministic emulator.
 
 import gymnasium as gym
 
-__all__ = ["KARPATHY_PONG_ID", "STICKY_ACTION_PROBABILITY", "register_envs"]
+__all__ = ["KARPATHY_PONG_ID", "PONG_REWARD_THRESHOLD", "STICKY_ACTION_PROBABILITY", "register_envs"]
 
 KARPATHY_PONG_ID = "KarpathyPong-v0"
 #: Sticky actions of every Pong env of the package by default and of the evaluation protocol: ``ALE/Pong-v5``'s
 #: ``repeat_action_probability`` (Machado et al. 2018)
 STICKY_ACTION_PROBABILITY: float = 0.25
+#: ``reward_threshold`` of ``KarpathyPong-v0``: a score (points won - lost) of 0 or more, level with the opponent
+PONG_REWARD_THRESHOLD: float = 0.0
 
 
 def register_envs() -> None:
@@ -28,4 +30,7 @@ def register_envs() -> None:
             KARPATHY_PONG_ID,
             entry_point="sb3_reinforce.pong.wrappers:make_karpathy_pong_env",
             kwargs={"repeat_action_probability": STICKY_ACTION_PROBABILITY},
+            # A game's score is points won - lost: 0 or more is a game not lost to the built-in opponent
+            # (the compare tool's "steps to threshold")
+            reward_threshold=PONG_REWARD_THRESHOLD,
         )
