@@ -218,6 +218,11 @@ def test_report_files_are_replaced_atomically(tmp_path):
 # Issue 14: a wall-clock budget per run, checkpoints, resume after a kill ------------------------------------------
 
 
+#: A step cap far beyond what a few seconds can train: with it the clock, not the entry's n_timesteps (the cap with
+#: --minutes alone, which a fast CI machine reached first on CartPole), stops a --minutes run on any machine.
+UNREACHABLE_STEP_CAP = ("--timesteps", "100000000")
+
+
 def compare_command(out: Path, *extra: str) -> list[str]:
     command = [sys.executable, "-m", "sb3_reinforce.compare", "--env", "CartPole-v1", "--algos", "reinforce", "--seeds", "1"]
     return [*command, "--eval-freq", "1000", "--eval-episodes", "2", "--out", str(out), "--no-progress", *extra]
@@ -254,12 +259,12 @@ def test_minutes_budget_stops_within_one_step_of_the_limit(tmp_path, monkeypatch
 
 
 def test_minutes_cli_records_steps_episodes_and_time(tmp_path):
-    command = compare_command(tmp_path, "--minutes", "0.05", "--timesteps", "100000000")  # the clock, not the cap, stops it
+    command = compare_command(tmp_path, "--minutes", "0.05", *UNREACHABLE_STEP_CAP)
     subprocess.run(command, check=True, stdout=subprocess.PIPE, timeout=300)
     _, record = load_run(tmp_path / "reinforce__seed0.csv")
     result = record["result"]
     assert result["stopped_by"] == "minutes" and result["wall_s"] >= 3.0
-    assert 0 < result["steps"] < 100_000_000 and result["episodes"] >= 1 and result["resumes"] == 0
+    assert 0 < result["steps"] < 100_000 and result["episodes"] >= 1 and result["resumes"] == 0
     summary = (tmp_path / "summary.md").read_text()
     assert "- wall-clock budget per run: 0.05 min of training time\n" in summary
     row = next(line for line in summary.splitlines() if line.startswith("| reinforce |"))
@@ -296,9 +301,7 @@ def wait_for_checkpoint(process: subprocess.Popen, state: Path, min_steps: int) 
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
-    # a step cap far beyond what 9 s can train, so that the clock stops the run on any machine (CartPole's entry
-    # n_timesteps, the cap with --minutes alone, was reached first on a fast CI machine)
-    command = compare_command(tmp_path, "--minutes", "0.15", "--checkpoint-minutes", "0.02", "--timesteps", "100000000")
+    command = compare_command(tmp_path, "--minutes", "0.15", "--checkpoint-minutes", "0.02", *UNREACHABLE_STEP_CAP)
     csv_path = tmp_path / "reinforce__seed0.csv"
     state = tmp_path / "reinforce__seed0.ckpt" / "state.json"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
