@@ -663,3 +663,32 @@ def test_atari_pong_rows_are_scored_on_the_protocols_games():
     assert result.greedy_mean == pytest.approx(np.mean(result.greedy_scores))
     with pytest.raises(ValueError, match="n_games=3"):
         evaluate_pong(model, n_games=3, observations="atari")
+
+
+def test_report_only_trains_nothing_and_refuses_other_protocols(tmp_path, capsys):
+    from sb3_reinforce.compare import main
+
+    reinforce, a2c = parse_algo_spec("reinforce"), parse_algo_spec("a2c")
+    for seed in range(2):
+        fixed_run(tmp_path, reinforce, seed, [10.0, 50.0, 90.0 + seed], 30.0)
+    fixed_run(tmp_path, a2c, 0, [10.0, 20.0, 30.0], 30.0)
+    # a2c seed 1 is still training in another command: its checkpoint and partial write must stay as they are
+    running = run_csv_path(tmp_path, a2c, 1)
+    stale = tmp_path / f".{running.name}.123.tmp"
+    stale.write_text("partial")
+    before = sorted(path.name for path in tmp_path.iterdir())
+    argv = ["--algos", "reinforce", "a2c", "--seeds", "2", "--timesteps", "2000", "--eval-freq", "1000"]
+    argv += ["--eval-episodes", "2", "--no-progress", "--out", str(tmp_path), "--report-only"]
+    assert main(argv) == 0
+    rows = table_rows((tmp_path / "summary.md").read_text())
+    assert rows["reinforce"]["seeds"] == "2" and rows["a2c"]["seeds"] == "1"
+    assert f"{running.stem}.json is missing" in (tmp_path / "summary.md").read_text().split("Runs left out")[1]
+    assert not running.exists() and stale.read_text() == "partial"  # nothing trained, nothing removed
+    after = sorted(path.name for path in tmp_path.iterdir())
+    assert set(after) - set(before) <= {"summary.md", "returns_vs_steps.png", "returns_vs_wall.png"}
+    capsys.readouterr()
+    # the runs were made with 2,000 steps: a report "of 3,000-step runs" would be false
+    assert main([*argv[:6], "3000", *argv[7:]]) == 2
+    assert "--report-only trains nothing" in capsys.readouterr().err
+    assert main([*argv, "--rerun-changed"]) == 2
+    assert "error: --report-only trains nothing: it cannot redo runs (--rerun-changed)" in capsys.readouterr().err

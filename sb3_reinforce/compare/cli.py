@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="redo the finished runs in --out made with another protocol (without it: refuse, naming what differs)",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write summary.md and the plots from the runs already in --out for --algos x --seeds "
+        "(e.g. after two commands shared one --out; the unfinished runs are left out and named)",
+    )
     ray_backend.add_arguments(parser)  # --ray-address, --ray-cpus-per-task
     return parser
 
@@ -116,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     check_env_id(spec.env_id)
                 except UsageError as error:
                     raise UsageError(f"--algos {spec.label!r}: {str(error).removeprefix('--env ')}") from None
+        if args.report_only and args.rerun_changed:
+            raise UsageError("--report-only trains nothing: it cannot redo runs (--rerun-changed)")
         if args.conf_file is not None:
             check_input_file(args.conf_file, "--conf-file")
         for option, value in (("--minutes", args.minutes), ("--checkpoint-minutes", args.checkpoint_minutes)):
@@ -154,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rerun_changed=args.rerun_changed,
                 minutes=args.minutes,
                 checkpoint_minutes=args.checkpoint_minutes,
+                report_only=args.report_only,
             )
         except ProtocolMismatchError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -42,6 +42,7 @@ def run_comparison(
     rerun_changed: bool = False,
     minutes: float | None = None,
     checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
+    report_only: bool = False,
 ) -> dict[str, list[Path]]:
     """
     Train and evaluate every spec x seed in ``n_jobs`` processes, skipping the runs already done with the same
@@ -55,6 +56,9 @@ def run_comparison(
     :param rerun_changed: redo the finished runs whose protocol differs instead of refusing
     :param minutes: wall-clock budget of each run's training, in minutes (None: steps only)
     :param checkpoint_minutes: training minutes between two checkpoints of a run
+    :param report_only: train nothing and touch no run in ``out``: return the paths of the runs as they are (the
+        report leaves out the unfinished ones), e.g. once two commands sharing one ``out`` have both finished.
+        Finished runs with another protocol are still refused.
     :return: ``{label: [CSV path per seed]}``
     :raises ProtocolMismatchError: finished runs with another protocol, and ``rerun_changed`` is False
     """
@@ -75,6 +79,8 @@ def run_comparison(
             asked = run_protocol(env_id, spec, seed, timesteps, eval_freq, eval_episodes, hyperparams_path, minutes)
             status, details = check_run(path, asked)
             if status == "done":
+                if report_only:
+                    continue
                 # killed after its record said complete, before its checkpoint was removed: nothing to resume
                 remove_checkpoint(checkpoint_dir(path))
                 if details:
@@ -82,9 +88,11 @@ def run_comparison(
                 continue
             if status == "changed":
                 changed.append(f"{path}: {'; '.join(details)}")
-                if not rerun_changed:
+                if report_only or not rerun_changed:
                     continue
                 print(f"redoing {path} (--rerun-changed): {'; '.join(details)}", file=sys.stderr)
+            elif report_only:
+                continue  # unfinished: named in the report's left-out list
             elif status == "damaged":
                 resumed = _resumable(path, asked["protocol"])
                 if resumed:
@@ -92,12 +100,18 @@ def run_comparison(
                 else:
                     print(f"redoing {path}: {details[0]}", file=sys.stderr)
             jobs.append({**shared, "spec": spec, "seed": seed})
-    if changed and not rerun_changed:
+    if changed and (report_only or not rerun_changed):
         raise ProtocolMismatchError(
             f"{len(changed)} finished run(s) in {out} were made with another protocol and would be mixed with new ones:\n  "
             + "\n  ".join(changed)
-            + "\nPass --rerun-changed to redo them with the protocol asked for, or use a new --out."
+            + (
+                "\nGive the options they were made with (--report-only trains nothing), or use a new --out."
+                if report_only
+                else "\nPass --rerun-changed to redo them with the protocol asked for, or use a new --out."
+            )
         )
+    if report_only:
+        return {spec.label: [run_csv_path(out, spec, seed) for seed in seeds] for spec in specs}
     _remove_temporary_files(out, [run_csv_path(out, job["spec"], job["seed"]) for job in jobs])
     _run_jobs(jobs, n_jobs, len(specs) * len(seeds), progress)
     return {spec.label: [run_csv_path(out, spec, seed) for seed in seeds] for spec in specs}
