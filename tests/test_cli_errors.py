@@ -37,6 +37,15 @@ def test_zoo_mistakes_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, 
         assert text in line, line
 
 
+def test_export_from_a_missing_journal_leaves_no_file(tmp_path, monkeypatch, capsys):
+    # A mistyped journal path must not become an empty journal that a later worker then fills.
+    monkeypatch.chdir(tmp_path)
+    argv = ["export-best", "--storage", "studies/typo.log", "--study-name", "s", "-o", "best.yml"]
+    line = _error_line(capsys, argv)
+    assert "'studies/typo.log'" in line and "no Optuna journal file" in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_zoo_command_is_one_line_with_status_2(capsys):
     commands = "train, enjoy, record-video, record-training, plot, export-best, validate"
     assert _error_line(capsys, ["bogus"]) == f"error: unknown command 'bogus': choose from {commands} (see --help)"

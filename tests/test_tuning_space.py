@@ -20,6 +20,7 @@ from sb3_reinforce.tuning import (
     STUDY_ATTR_HYPERPARAMS,
     TRIAL_ATTR_BUDGET,
     convert_reinforce_params,
+    load_study,
     merge_policy_kwargs,
     reinforce_search_space,
     sample_reinforce_params,
@@ -179,3 +180,14 @@ def test_a_hostile_base_recorded_in_the_study_is_refused_before_training():
     trial = study.ask()
     with pytest.raises(ValueError, match=r"(?s)base entry of study .*features_extractor_class=.*BaseFeaturesExtractor"):
         sample_reinforce_params(trial)
+
+
+def test_a_journal_in_a_new_folder_is_created_by_workers_and_read_back(tmp_path: Path):
+    from sb3_reinforce.zoo.storage import optuna_storage
+
+    path = str(tmp_path / "studies" / "j.log")
+    study = optuna.create_study(study_name="s", storage=optuna_storage(path), direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
+    loaded = load_study(path, "s")
+    assert [t.params for t in loaded.trials] == [t.params for t in study.trials]
+    assert loaded.best_value == study.best_value

@@ -7,6 +7,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -46,6 +47,7 @@ __all__ = [
     "convert_reinforce_params",
     "describe_search_space",
     "first_update_steps",
+    "journal_storage",
     "load_study",
     "merge_policy_kwargs",
     "reinforce_search_space",
@@ -351,6 +353,26 @@ def merge_policy_kwargs(base: Mapping[str, Any] | str | None, sampled: Mapping[s
     return policy_kwargs
 
 
+def journal_storage(storage: Any, create: bool = True) -> optuna.storages.JournalStorage | None:
+    """
+    The Optuna storage of a journal file (a path ending in ``.log``, an append-only text file that can be
+    committed with the code), or None when ``storage`` is anything else (a URL, a storage object, None).
+
+    :param storage: what the user passed as the storage
+    :param create: create the file (and its folder) when it does not exist; without it, a missing file is a
+        :class:`StudyError` (reading a mistyped path must not leave an empty journal behind)
+    :raises StudyError: ``create`` is false and there is no such file
+    """
+    if not (isinstance(storage, str) and storage.endswith(".log")):
+        return None
+    path = Path(storage)
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.is_file():
+        raise StudyError(f"There is no Optuna journal file {storage!r}")
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+
+
 def load_study(storage: Any, study_name: str) -> optuna.Study:
     """
     Load an existing study: ``storage`` is an Optuna storage object or URL (``sqlite:///...``,
@@ -358,8 +380,9 @@ def load_study(storage: Any, study_name: str) -> optuna.Study:
 
     :raises StudyError: when there is no such study
     """
-    if isinstance(storage, str) and storage.endswith(".log"):
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    journal = journal_storage(storage, create=False)
+    if journal is not None:
+        storage = journal
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:

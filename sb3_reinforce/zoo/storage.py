@@ -66,11 +66,13 @@ def optuna_storage(storage: str | None, heartbeat_interval: int | None = 60, gra
 
     import optuna
 
+    from sb3_reinforce.tuning import journal_storage
+
     if storage is None:
         return None
-    if storage.endswith(".log"):
-        Path(storage).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    journal = journal_storage(storage)
+    if journal is not None:
+        return journal
     kwargs: dict[str, Any] = {}
     if heartbeat_interval is not None:
         # optuna >= 4.9 renamed failed_trial_callback
