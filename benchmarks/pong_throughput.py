@@ -153,9 +153,7 @@ def reinforce_throughput(
     overrides: dict[str, Any] = {} if n_episodes is None else {"n_episodes": n_episodes}
     if BUFFERS[buffer] is not None:
         overrides["rollout_buffer_class"] = BUFFERS[buffer]
-    model = karpathy_pong(
-        n_envs=n_envs, seed=seed, env_kwargs=dict(repeat_action_probability=STICKY_ACTIONS), **overrides
-    )
+    model = karpathy_pong(n_envs=n_envs, seed=seed, env_kwargs=dict(repeat_action_probability=STICKY_ACTIONS), **overrides)
     callback = _BufferBytes()
     timer = _EmulatorTimer(model.get_env().unwrapped._ale_env) if profile else None  # type: ignore[union-attr]
     start, main_cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()

@@ -230,9 +230,7 @@ def test_sparse_input_linear_empty_rows_and_batches() -> None:
         layer.weight.normal_(0, 1 / 80)
     frames = np.zeros((4, 6400), dtype=np.int8)
     frames[2, [5, 6399]] = [1, -1]
-    observations = SparseTernaryObservations(
-        np.array([6, -6400], dtype=np.int16), np.array([0, 0, 0, 2, 2]), (6400,), np.int8
-    )
+    observations = SparseTernaryObservations(np.array([6, -6400], dtype=np.int16), np.array([0, 0, 0, 2, 2]), (6400,), np.int8)
     for inputs in (th.as_tensor(frames), observations.sparse_tensor(slice(None))):
         out = layer(inputs)
         assert th.equal(out[[0, 1, 3]], th.zeros(3, 200))

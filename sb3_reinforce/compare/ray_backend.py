@@ -439,4 +439,3 @@ def _retries(attempts: Sequence[dict[str, Any]]) -> int:
     """Retries of a run: Ray's number of its last attempt, or the attempts recorded less one (the larger)."""
     numbers = [attempt["ray_attempt"] for attempt in attempts if attempt.get("ray_attempt") is not None]
     return max([len(attempts) - 1, *numbers])
-

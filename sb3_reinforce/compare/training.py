@@ -220,4 +220,3 @@ def train_and_evaluate(
     write_record(run_record_path(final), dict(record, status="complete", result={**result, **result_extra}))
     remove_checkpoint(directory)
     return final
-

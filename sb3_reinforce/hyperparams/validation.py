@@ -134,9 +134,7 @@ def validate_reinforce_hyperparams(
             problems.append((key, f"{key} is set by the zoo command line ({_COMMAND_LINE_KEYS[key]}), not in the file"))
             continue
         if key not in allowed:
-            problems.append(
-                (key, f"unknown key {key!r}{did_you_mean(str(key), allowed)}; allowed keys: {', '.join(allowed)}")
-            )
+            problems.append((key, f"unknown key {key!r}{did_you_mean(str(key), allowed)}; allowed keys: {', '.join(allowed)}"))
             continue
         literal, error = _literal_value(value) if key in _LITERAL_KEYS else (value, None)
         if error:

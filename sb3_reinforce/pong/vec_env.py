@@ -303,7 +303,7 @@ class PongVecEnv(VecEnv):
         return [wrapped for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        raise NotImplementedError("PongVecEnv does not render; watch games with gymnasium.make(\"KarpathyPong-v0\")")
+        raise NotImplementedError('PongVecEnv does not render; watch games with gymnasium.make("KarpathyPong-v0")')
 
 
 def make_pong_vec_env(
