@@ -14,4 +14,5 @@ fi
 export RAY_USAGE_STATS_ENABLED=0
 python -m sb3_reinforce.zoo validate zoo_hyperparams/reinforce.yml
 ruff check sb3_reinforce tests examples benchmarks
+ruff format --check sb3_reinforce tests examples benchmarks
 python -m pytest "$@"
