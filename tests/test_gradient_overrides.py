@@ -7,6 +7,7 @@ policy without one; ``collect_batches`` samples with the model's own collection 
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_reinforce import REINFORCE
@@ -176,3 +177,44 @@ def test_collect_batches_refuses_an_env_with_other_spaces(snapshot):
     with pytest.raises(ValueError, match="Observation spaces do not match"):
         snapshot.collect_batches(env, n_episodes=1, n_batches=1)
     env.close()
+
+
+class _StopAfterFirstUpdate(BaseCallback):
+    """Keeps the weights, optimizer state and logged values as the first update left them, then stops learn()."""
+
+    def _on_rollout_start(self) -> None:
+        if self.model._n_updates == 1 and not hasattr(self, "params"):
+            self.params = {name: p.detach().clone() for name, p in self.model.policy.named_parameters()}
+            state = self.model.policy.optimizer.state
+            self.moments = {
+                name: state[p]["exp_avg"].clone() for name, p in self.model.policy.named_parameters() if p in state
+            }
+            self.logged = dict(self.model.logger.name_to_value)
+
+    def _on_step(self) -> bool:
+        return not hasattr(self, "params")
+
+
+def test_extra_critic_steps_fit_the_critic_and_leave_the_policy_step_alone():
+    # n_critic_updates=K on the same first batch as K=1: the policy step is the same (actor weights and their Adam
+    # moments bit-identical), the K-1 extra steps on the value loss alone move only the critic and lower its loss
+    th.set_num_threads(1)
+    first = {}
+    for k in (1, 6):
+        model = model_with(**OWN, n_critic_updates=k, n_episodes=4, learning_rate=0.05)
+        first[k] = _StopAfterFirstUpdate()
+        model.learn(10_000, callback=first[k])
+        assert model._n_updates == 1
+    one, six = first[1], first[6]
+    critic = ("value_net.", "mlp_extractor.value_net.")
+    assert any(name.startswith(critic) for name in one.params)
+    for name, weights in one.params.items():
+        if name.startswith(critic):
+            assert not th.equal(weights, six.params[name]), name
+        else:
+            assert th.equal(weights, six.params[name]), name
+            assert th.equal(one.moments[name], six.moments[name]), name
+    assert "train/value_loss_last_step" not in one.logged
+    assert six.logged["train/value_loss"] == one.logged["train/value_loss"]
+    # The loss before the last of 5 extra steps, against the one before the first (both on the same targets)
+    assert six.logged["train/value_loss_last_step"] < 0.95 * six.logged["train/value_loss"]

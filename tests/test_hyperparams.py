@@ -317,7 +317,7 @@ def test_unknown_keys(key, expected):
 
 
 def test_gae_lambda_needs_value_baseline():
-    with pytest.raises(HyperparamsError, match="gae_lambda < 1 needs baseline: value"):
+    with pytest.raises(HyperparamsError, match=r"gae_lambda: .*a value < 1 needs baseline: value"):
         validate_reinforce_hyperparams({**VALID, "baseline": "mean", "gae_lambda": 0.9})
     validate_reinforce_hyperparams({**VALID, "baseline": "mean", "gae_lambda": 1.0})
 

@@ -349,22 +349,33 @@ class NumberRule(ArgumentRule):
         check_number(name, value, **self.bounds)
 
 
-class GaeLambdaRule(NumberRule):
-    """``gae_lambda``: in [0, 1], and below 1 only with a baseline that ``needs_values`` (GAE needs ``V(s)``)."""
+class CriticSettingRule(NumberRule):
+    """
+    A number that only a baseline which ``needs_values`` (a learned V(s)) uses: in its interval, and away from
+    ``neutral`` (the value that means "no critic involved") only with such a baseline.
 
-    def __init__(self) -> None:
-        super().__init__(0.0, 1.0)
+    :param low: lower bound (included)
+    :param high: upper bound (included)
+    :param neutral: the value allowed with every baseline
+    :param away: how a value away from ``neutral`` is described, e.g. ``"< 1"``
+    :param why: what the setting does with the critic, for the message
+    :param integer: require an integer
+    """
+
+    def __init__(self, low: float, high: float, neutral: float, away: str, why: str, integer: bool = False) -> None:
+        super().__init__(low, high, integer=integer)
+        self.neutral, self.away, self.why = neutral, away, why
 
     def _baseline_problem(self, value: Any, all_values: Mapping[str, Any], python: bool) -> str | None:
         try:
             baseline = get_baseline(all_values.get("baseline"))
         except ValueError:
             return None  # the baseline's own problem is reported
-        if value == 1 or baseline.needs_values:
+        if value == self.neutral or baseline.needs_values:
             return None
         needs = "baseline='value'" if python else "baseline: value"
         current = f"baseline={baseline.value!r}" if python else f"baseline: {baseline.value or 'null'}"
-        return f"gae_lambda < 1 needs {needs} (GAE uses the learned V(s)); with {current} leave it at 1.0"
+        return f"a value {self.away} needs {needs} ({self.why}); with {current} leave it at {self.neutral!r}"
 
     def problem(self, value: Any, all_values: Mapping[str, Any], python: bool = False) -> str | None:
         return super().problem(value, all_values, python) or self._baseline_problem(value, all_values, python)
@@ -588,7 +599,10 @@ REINFORCE_ARGUMENTS: dict[str, ArgumentRule] = {
     "gamma": NumberRule(0.0, 1.0),
     "return_mode": RegistryRule(get_return_mode, lambda: tuple(RETURN_MODES)),
     "baseline": RegistryRule(get_baseline, baseline_values),
-    "gae_lambda": GaeLambdaRule(),
+    "gae_lambda": CriticSettingRule(0.0, 1.0, neutral=1.0, away="< 1", why="GAE uses the learned V(s)"),
+    "n_critic_updates": CriticSettingRule(
+        1, math.inf, neutral=1, away="> 1", why="the extra steps fit the learned V(s)", integer=True
+    ),
     "normalize_advantage": BoolRule(),
     "reset_on_reward": BoolRule(),
     "importance_weights": ImportanceWeightsRule(),

@@ -112,7 +112,8 @@ def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = No
     entry = load_hyperparams(spec.algo, train_env, path=path)
     entry.update(spec.overrides)
     if spec.algo == "reinforce" and not get_baseline(entry.get("baseline")).needs_values:
-        entry.pop("gae_lambda", None)  # GAE needs a learned V(s)
+        for key in ("gae_lambda", "n_critic_updates"):
+            entry.pop(key, None)  # both need a learned V(s)
     return entry, (path or default_hyperparams_path(spec.algo)).resolve()
 
 

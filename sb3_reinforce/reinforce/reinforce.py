@@ -51,6 +51,17 @@ class _ModelSetting:
 #: Default of the overrides of :meth:`REINFORCE.compute_policy_gradient`: the model's own setting (a sentinel,
 #: as ``baseline=None`` is a setting of its own).
 MODEL_SETTING: Any = _ModelSetting()
+#: The settings of the loss that :meth:`REINFORCE.compute_policy_gradient` can override.
+_LOSS_SETTINGS = (
+    "return_mode",
+    "baseline",
+    "normalize_advantage",
+    "gamma",
+    "gae_lambda",
+    "reset_on_reward",
+    "ent_coef",
+    "vf_coef",
+)
 
 # Timesteps per env between two logger tables with learn()'s default log_interval: PPO's default rollout
 # (n_steps=2048, log_interval=1), whatever the batch size of REINFORCE.
@@ -169,6 +180,10 @@ class REINFORCE(OnPolicyAlgorithm):
         the episode's first step: exact), ``"segment"`` (multiplied from the first step of the step's point, with
         ``reset_on_reward=True``: it leaves out how the older policy changed where the point starts, and keeps long
         episodes from multiplying hundreds of ratios) or ``"none"`` (no correction)
+    :param n_critic_updates: Gradient steps on the value loss per batch (``baseline="value"`` only): the first
+        together with the policy step, the others on the value loss alone, on the same batch and the same targets
+        (computed before any step, as the advantages are). As Spinning Up's VPG (``train_v_iters``) and
+        sb3-contrib's TRPO fit their critic: the policy step is unchanged, the next batch's baseline is better fitted
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -207,6 +222,7 @@ class REINFORCE(OnPolicyAlgorithm):
         seed: int | None = None,
         device: th.device | str = "auto",
         importance_weights: str = "episode",
+        n_critic_updates: int = 1,
         _init_setup_model: bool = True,
     ):
         self._validate_arguments(
@@ -226,6 +242,7 @@ class REINFORCE(OnPolicyAlgorithm):
             normalize_advantage=normalize_advantage,
             reset_on_reward=reset_on_reward,
             importance_weights=importance_weights,
+            n_critic_updates=n_critic_updates,
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,
@@ -273,6 +290,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.normalize_advantage = normalize_advantage
         self.reset_on_reward = reset_on_reward
         self.importance_weights = importance_weights
+        self.n_critic_updates = int(n_critic_updates)
         # The collection's exploration matrices (one per env), made at the first gSDE step
         self._sde_noise: GSDENoise | None = None
         if _init_setup_model:
@@ -665,6 +683,12 @@ class REINFORCE(OnPolicyAlgorithm):
             ent_coef=ent_coef,
             vf_coef=vf_coef,
         )
+        return self._policy_gradient_pass(batch, settings)[0]
+
+    def _policy_gradient_pass(
+        self, batch: EpisodeBatch, settings: dict[str, Any]
+    ) -> tuple[dict[str, float], th.Tensor | None]:
+        """:meth:`compute_policy_gradient` with checked ``settings``; also returns the critic's targets (None: no critic)."""
         carried = batch.policy_versions != self._n_updates
         # Steps whose behaviour log-prob may differ from the current one: the carried steps, and with gSDE every step
         # of an episode with a carried step (a segment that went on after the update is conditioned on old steps)
@@ -730,7 +754,35 @@ class REINFORCE(OnPolicyAlgorithm):
         if values is not None:
             stats["value_loss"] = value_loss_sum
             stats["explained_variance"] = float(explained_variance(values, targets))
-        return stats
+        return stats, (targets_t if values is not None else None)
+
+    def _fit_critic(self, batch: EpisodeBatch, targets: th.Tensor, n_steps: int) -> float:
+        """
+        ``n_steps`` gradient steps on the value loss alone (``n_critic_updates - 1``). Only the parameters the value
+        loss reaches get a gradient; the others' is None, so the optimizer leaves them (and their moments) as they
+        are. A non-finite loss or gradient raises ``FloatingPointError`` before that step touches the weights.
+
+        :return: the value loss before the last step
+        """
+        n = batch.n_steps
+        value_loss_sum = 0.0
+        for _ in range(n_steps):
+            self.policy.optimizer.zero_grad(set_to_none=True)
+            value_loss_sum = 0.0
+            for index in self._chunks(n):
+                obs_tensor, _ = self._to_tensors(batch, index)
+                value_loss = (self.policy.predict_values(obs_tensor).flatten() - targets[index]).pow(2).sum() / n
+                (self.vf_coef * value_loss).backward()
+                value_loss_sum += value_loss.item()
+            try:
+                check_finite_gradients(self.policy.named_parameters(), {"value_loss": value_loss_sum})
+            except FloatingPointError:
+                self.policy.optimizer.zero_grad()
+                raise
+            if self.max_grad_norm is not None:
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+        return value_loss_sum
 
     def collect_batches(self, env: VecEnv, n_episodes: int, n_batches: int) -> Iterator[EpisodeBatch]:
         """
@@ -851,7 +903,8 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/batch_episodes", batch.n_episodes)
         self.logger.record("train/batch_steps", batch.n_steps)
         self.policy.optimizer.zero_grad()
-        stats = self.compute_policy_gradient(batch)
+        settings = self._loss_settings(**dict.fromkeys(_LOSS_SETTINGS, MODEL_SETTING))
+        stats, targets = self._policy_gradient_pass(batch, settings)
         try:
             # A non-finite loss or gradient must never reach the weights (nor the optimizer's moments)
             losses = {key: stats[key] for key in ("policy_loss", "entropy_loss", "value_loss") if key in stats}
@@ -862,6 +915,8 @@ class REINFORCE(OnPolicyAlgorithm):
         if self.max_grad_norm is not None:
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         self.policy.optimizer.step()
+        if targets is not None and self.n_critic_updates > 1:
+            stats["value_loss_last_step"] = self._fit_critic(batch, targets, self.n_critic_updates - 1)
         self._n_updates += 1
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

@@ -79,6 +79,8 @@ NET_ARCHS: dict[str, dict[str, list[int]]] = {
 #: the zoo budgets and did not learn on CartPole, Acrobot, Pendulum or LunarLander (docs/zoo_tuning.md).
 N_EPISODES_CHOICES = (1, 2, 4, 8)
 N_STEPS_CHOICES = (32, 64, 128, 256, 512, 1024)
+#: Gradient steps on the value loss per batch (value baseline): Spinning Up's VPG takes 80, sb3-contrib's TRPO 10.
+N_CRITIC_UPDATES_CHOICES = (1, 2, 4, 8, 16, 32)
 #: Learning rates searched (Adam/RMSprop): above 1e-2 every update is a large step and CartPole's policies collapsed
 #: after reaching the maximum (docs/cartpole_tuning.md).
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
@@ -89,7 +91,7 @@ LEAVE_ONE_OUT_BASELINES = frozenset(name for name, baseline in BASELINES.items()
 #: Entry keys the sampler sets (the other keys of the base entry are the fixed part of the search space).
 SAMPLED_KEYS = frozenset(
     {"learning_rate", "gamma", "return_mode", "baseline", "gae_lambda", "normalize_advantage", "ent_coef"}
-    | {"max_grad_norm", "n_episodes", "n_steps", "vf_coef", "policy_kwargs"}
+    | {"max_grad_norm", "n_episodes", "n_steps", "vf_coef", "n_critic_updates", "policy_kwargs"}
 )
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -128,8 +130,8 @@ def reinforce_search_space(
 
     Conditional parameters: ``n_episodes`` with ``batch_unit="episodes"``, ``n_steps`` with ``"steps"``,
     ``baseline_one_episode`` instead of ``baseline`` with ``n_episodes=1`` (no leave-one-out baseline, which would
-    subtract 0: :data:`LEAVE_ONE_OUT_BASELINES`), ``gae_lambda`` and ``vf_coef`` with a baseline that needs a
-    critic (``"value"``). Return modes and baselines
+    subtract 0: :data:`LEAVE_ONE_OUT_BASELINES`), ``gae_lambda``, ``vf_coef`` and ``n_critic_updates`` with a
+    baseline that needs a critic (``"value"``). Return modes and baselines
     are the estimator registry's (:mod:`sb3_reinforce.common.estimators`).
 
     :param n_timesteps: training budget of a trial (env steps over all envs); None: no constraint
@@ -171,6 +173,7 @@ def reinforce_search_space(
         baseline_one_episode=CategoricalDistribution([name for name, b in BASELINES.items() if not b.needs_other_episodes]),
         gae_lambda=CategoricalDistribution([0.9, 0.95, 0.98, 0.99, 1.0]),
         vf_coef=FloatDistribution(0.1, 1.0),
+        n_critic_updates=CategoricalDistribution(list(N_CRITIC_UPDATES_CHOICES)),
         normalize_advantage=CategoricalDistribution([True, False]),
         ent_coef=FloatDistribution(1e-8, 0.05, log=True),
         max_grad_norm=FloatDistribution(0.3, 5.0, log=True),
@@ -208,10 +211,10 @@ def sample_reinforce_params(
     Sampler for REINFORCE hyperparameters (rl_zoo3 ``HYPERPARAMS_SAMPLER`` signature).
 
     Searched (:func:`reinforce_search_space`): learning rate (constant or decaying linearly to 0), discount, batch
-    size (in complete episodes or in steps per env), return mode, baseline (and GAE lambda / value coefficient with
-    the value baseline), advantage normalization, entropy coefficient, gradient clipping, network size and
-    activation, optimizer (Adam or RMSprop). The other ``policy_kwargs`` of the study's base entry (recorded by
-    the zoo) are kept, as :func:`trial_params_to_yaml_entry` keeps them.
+    size (in complete episodes or in steps per env), return mode, baseline (and GAE lambda, value coefficient and
+    critic steps per batch with the value baseline), advantage normalization, entropy coefficient, gradient
+    clipping, network size and activation, optimizer (Adam or RMSprop). The other ``policy_kwargs`` of the study's
+    base entry (recorded by the zoo) are kept, as :func:`trial_params_to_yaml_entry` keeps them.
 
     rl_zoo3 passes no budget to samplers: the zoo's experiment manager sets it as the trial's user attribute
     :data:`TRIAL_ATTR_BUDGET` (``n_timesteps``, ``max_episode_steps``) before sampling, and only the batch sizes
@@ -241,6 +244,7 @@ def sample_reinforce_params(
     if BASELINES[params[baseline_name]].needs_values:
         params["gae_lambda"] = suggest("gae_lambda")
         params["vf_coef"] = suggest("vf_coef")
+        params["n_critic_updates"] = suggest("n_critic_updates")
     for name in ("normalize_advantage", "ent_coef", "max_grad_norm", "net_arch", "activation_fn", "optimizer"):
         params[name] = suggest(name)
 
@@ -284,6 +288,8 @@ def convert_reinforce_params(sampled_params: Mapping[str, Any]) -> dict[str, Any
         "baseline": baseline.value,
         # Always set, so that a base entry with a value baseline and gae_lambda < 1 cannot leak in
         "gae_lambda": params.get("gae_lambda", 1.0) if baseline.needs_values else 1.0,
+        # Trials of studies made before it was searched fitted the critic once per batch
+        "n_critic_updates": params.get("n_critic_updates", 1) if baseline.needs_values else 1,
         "normalize_advantage": params["normalize_advantage"],
         "ent_coef": params["ent_coef"],
         "max_grad_norm": params["max_grad_norm"],
