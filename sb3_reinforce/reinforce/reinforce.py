@@ -51,17 +51,6 @@ class _ModelSetting:
 #: Default of the overrides of :meth:`REINFORCE.compute_policy_gradient`: the model's own setting (a sentinel,
 #: as ``baseline=None`` is a setting of its own).
 MODEL_SETTING: Any = _ModelSetting()
-#: The settings of the loss that :meth:`REINFORCE.compute_policy_gradient` can override.
-_LOSS_SETTINGS = (
-    "return_mode",
-    "baseline",
-    "normalize_advantage",
-    "gamma",
-    "gae_lambda",
-    "reset_on_reward",
-    "ent_coef",
-    "vf_coef",
-)
 
 # Timesteps per env between two logger tables with learn()'s default log_interval: PPO's default rollout
 # (n_steps=2048, log_interval=1), whatever the batch size of REINFORCE.
@@ -293,6 +282,8 @@ class REINFORCE(OnPolicyAlgorithm):
         self.n_critic_updates = int(n_critic_updates)
         # The collection's exploration matrices (one per env), made at the first gSDE step
         self._sde_noise: GSDENoise | None = None
+        # The critic's targets of the last compute_policy_gradient, for train()'s extra critic steps
+        self._value_targets: th.Tensor | None = None
         if _init_setup_model:
             self._setup_model()
 
@@ -357,7 +348,7 @@ class REINFORCE(OnPolicyAlgorithm):
 
     def _excluded_save_params(self) -> list[str]:
         # The collection's exploration matrices are not part of a model (like the envs and the buffer)
-        return [*super()._excluded_save_params(), "_sde_noise"]
+        return [*super()._excluded_save_params(), "_sde_noise", "_value_targets"]
 
     def sde_segment_starts(self, episode_starts: np.ndarray) -> np.ndarray:
         """
@@ -683,7 +674,8 @@ class REINFORCE(OnPolicyAlgorithm):
             ent_coef=ent_coef,
             vf_coef=vf_coef,
         )
-        return self._policy_gradient_pass(batch, settings)[0]
+        stats, self._value_targets = self._policy_gradient_pass(batch, settings)
+        return stats
 
     def _policy_gradient_pass(
         self, batch: EpisodeBatch, settings: dict[str, Any]
@@ -903,8 +895,13 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/batch_episodes", batch.n_episodes)
         self.logger.record("train/batch_steps", batch.n_steps)
         self.policy.optimizer.zero_grad()
-        settings = self._loss_settings(**dict.fromkeys(_LOSS_SETTINGS, MODEL_SETTING))
-        stats, targets = self._policy_gradient_pass(batch, settings)
+        # The critic's targets of this pass, for the extra critic steps (compute_policy_gradient leaves them there)
+        self._value_targets = None
+        try:
+            stats = self.compute_policy_gradient(batch)
+            targets = self._value_targets
+        finally:
+            self._value_targets = None
         try:
             # A non-finite loss or gradient must never reach the weights (nor the optimizer's moments)
             losses = {key: stats[key] for key in ("policy_loss", "entropy_loss", "value_loss") if key in stats}
