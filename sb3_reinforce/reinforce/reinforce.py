@@ -766,15 +766,20 @@ class REINFORCE(OnPolicyAlgorithm):
                 value_loss = (self.policy.predict_values(obs_tensor).flatten() - targets[index]).pow(2).sum() / n
                 (self.vf_coef * value_loss).backward()
                 value_loss_sum += value_loss.item()
-            try:
-                check_finite_gradients(self.policy.named_parameters(), {"value_loss": value_loss_sum})
-            except FloatingPointError:
-                self.policy.optimizer.zero_grad()
-                raise
-            if self.max_grad_norm is not None:
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
+            self._step_optimizer({"value_loss": value_loss_sum})
         return value_loss_sum
+
+    def _step_optimizer(self, losses: dict[str, float]) -> None:
+        """Clip and apply the accumulated gradients; a non-finite loss or gradient raises before touching anything."""
+        try:
+            # A non-finite loss or gradient must never reach the weights (nor the optimizer's moments)
+            check_finite_gradients(self.policy.named_parameters(), losses)
+        except FloatingPointError:
+            self.policy.optimizer.zero_grad()
+            raise
+        if self.max_grad_norm is not None:
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
 
     def collect_batches(self, env: VecEnv, n_episodes: int, n_batches: int) -> Iterator[EpisodeBatch]:
         """
@@ -902,16 +907,7 @@ class REINFORCE(OnPolicyAlgorithm):
             targets = self._value_targets
         finally:
             self._value_targets = None
-        try:
-            # A non-finite loss or gradient must never reach the weights (nor the optimizer's moments)
-            losses = {key: stats[key] for key in ("policy_loss", "entropy_loss", "value_loss") if key in stats}
-            check_finite_gradients(self.policy.named_parameters(), losses)
-        except FloatingPointError:
-            self.policy.optimizer.zero_grad()
-            raise
-        if self.max_grad_norm is not None:
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-        self.policy.optimizer.step()
+        self._step_optimizer({key: stats[key] for key in ("policy_loss", "entropy_loss", "value_loss") if key in stats})
         if targets is not None and self.n_critic_updates > 1:
             stats["value_loss_last_step"] = self._fit_critic(batch, targets, self.n_critic_updates - 1)
         self._n_updates += 1
