@@ -885,7 +885,9 @@ class REINFORCE(OnPolicyAlgorithm):
         - a non-finite loss or gradient: ``FloatingPointError``; the weights and the optimizer state are
           unchanged, and the batch is discarded (its episodes are out of the buffer, a retry does not see them
           again). The steps of episodes still running (and, with ``n_episodes``, the complete episodes beyond the
-          batch) stay in the buffer, so ``learn(..., reset_num_timesteps=False)`` continues with them.
+          batch) stay in the buffer, so ``learn(..., reset_num_timesteps=False)`` continues with them;
+        - a non-finite loss or gradient in one of the extra critic steps (``n_critic_updates > 1``): the same error;
+          the policy step and the earlier critic steps are kept, that step and the later ones are not taken.
         """
         self.policy.set_training_mode(True)
         if self.rollout_buffer.n_complete_episodes == 0:
