@@ -418,6 +418,11 @@ class SdeSampleFreqRule(NumberRule):
             raise ValueError(f"{name}={value!r} is not allowed: {problem}")
 
 
+def critic_settings() -> tuple[str, ...]:
+    """The arguments that only a baseline with a learned V(s) uses (the :class:`CriticSettingRule` ones)."""
+    return tuple(name for name, rule in REINFORCE_ARGUMENTS.items() if isinstance(rule, CriticSettingRule))
+
+
 def check_gsde(use_sde: bool, sde_sample_freq: int, action_space: Any = None, latent_sde_dim: int | None = None) -> None:
     """
     The checks of ``use_sde`` / ``sde_sample_freq`` that need the env or the policy (the others are the rules of

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_reinforce.common.arguments import critic_settings
 from sb3_reinforce.common.estimators import get_baseline
 from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.compare.specs import AlgoSpec
@@ -112,8 +113,8 @@ def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = No
     entry = load_hyperparams(spec.algo, train_env, path=path)
     entry.update(spec.overrides)
     if spec.algo == "reinforce" and not get_baseline(entry.get("baseline")).needs_values:
-        for key in ("gae_lambda", "n_critic_updates"):
-            entry.pop(key, None)  # both need a learned V(s)
+        for key in critic_settings():
+            entry.pop(key, None)  # they need a learned V(s)
     return entry, (path or default_hyperparams_path(spec.algo)).resolve()
 
 

@@ -674,13 +674,6 @@ class REINFORCE(OnPolicyAlgorithm):
             ent_coef=ent_coef,
             vf_coef=vf_coef,
         )
-        stats, self._value_targets = self._policy_gradient_pass(batch, settings)
-        return stats
-
-    def _policy_gradient_pass(
-        self, batch: EpisodeBatch, settings: dict[str, Any]
-    ) -> tuple[dict[str, float], th.Tensor | None]:
-        """:meth:`compute_policy_gradient` with checked ``settings``; also returns the critic's targets (None: no critic)."""
         carried = batch.policy_versions != self._n_updates
         # Steps whose behaviour log-prob may differ from the current one: the carried steps, and with gSDE every step
         # of an episode with a carried step (a segment that went on after the update is conditioned on old steps)
@@ -746,7 +739,9 @@ class REINFORCE(OnPolicyAlgorithm):
         if values is not None:
             stats["value_loss"] = value_loss_sum
             stats["explained_variance"] = float(explained_variance(values, targets))
-        return stats, (targets_t if values is not None else None)
+        # What train()'s extra critic steps regress on (None: no critic)
+        self._value_targets = targets_t if values is not None else None
+        return stats
 
     def _fit_critic(self, batch: EpisodeBatch, targets: th.Tensor, n_steps: int) -> float:
         """
