@@ -19,6 +19,7 @@ from sb3_reinforce.tuning import (
     LEAVE_ONE_OUT_BASELINES,
     STUDY_ATTR_HYPERPARAMS,
     TRIAL_ATTR_BUDGET,
+    TRIAL_ATTR_GAMMA,
     convert_reinforce_params,
     load_study,
     merge_policy_kwargs,
@@ -136,6 +137,41 @@ def test_zoo_trial_trains_with_the_base_entry_log_std(tmp_path: Path):
         yaml.safe_dump(trial_params_to_yaml_entry(trial.params, load_hyperparams("reinforce", "Pendulum-v1")))
     )
     assert "log_std_init=-0.5" in entry["policy_kwargs"]
+    # Retrained with --trial-id: the same merge, not the sampled policy_kwargs alone
+    argv = ["train", "--algo", "reinforce", "--env", "Pendulum-v1", "--seed", "0", "--num-threads", "1", "-n", "400"]
+    argv += ["-f", str(tmp_path / "retrained"), "--storage", storage, "--study-name", "pendulum", "--trial-id", "0"]
+    main(argv)
+    retrained = REINFORCE.load(tmp_path / "retrained" / "reinforce" / "Pendulum-v1_1" / "Pendulum-v1.zip", device="cpu")
+    assert retrained.policy_kwargs["log_std_init"] == -0.5 and retrained.policy_kwargs["ortho_init"] is False
+    assert retrained.policy_kwargs["net_arch"] == model.policy_kwargs["net_arch"]
+
+
+def test_zoo_trial_normalizes_returns_with_its_own_gamma(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # rl_zoo3 reads VecNormalize's discount from the base entry (Pendulum: gamma 0.9) before a trial samples its own
+    import rl_zoo3.exp_manager
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    made: list[VecNormalize] = []
+
+    class RecordedVecNormalize(VecNormalize):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(rl_zoo3.exp_manager, "VecNormalize", RecordedVecNormalize)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    argv = ["train", "--algo", "reinforce", "--env", "Pendulum-v1", "--seed", "0", "--num-threads", "1", "-n", "400"]
+    argv += ["-f", str(tmp_path / "logs"), "--optimize", "--storage", storage, "--study-name", "pendulum"]
+    argv += ["--n-trials", "2", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots", "--sampler", "random"]
+    main(argv)
+    trials = optuna.load_study(study_name="pendulum", storage=storage).trials
+    sampled = [trial.user_attrs[TRIAL_ATTR_GAMMA] for trial in trials]
+    assert all(abs(gamma - 0.9) > 1e-6 for gamma in sampled)
+    # The env rl_zoo3 builds before any trial (to read the action space), then per trial its training env and its
+    # evaluation env (no reward normalization there)
+    training_envs = [env for env in made if env.norm_reward]
+    assert [env.gamma for env in training_envs] == pytest.approx([0.9, *sampled])
+    assert load_hyperparams("reinforce", "Pendulum-v1")["gamma"] == 0.9
 
 
 def zoo_entries_benchmark() -> Any:

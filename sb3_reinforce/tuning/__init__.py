@@ -41,6 +41,7 @@ __all__ = [
     "STUDY_ATTR_SEARCH_SPACE",
     "STUDY_ATTR_SEARCH_SPACE_SHA256",
     "TRIAL_ATTR_BUDGET",
+    "TRIAL_ATTR_GAMMA",
     "StudyError",
     "best_trial_hyperparams",
     "canonical_sha256",
@@ -67,6 +68,9 @@ STUDY_ATTR_BUDGET = "sb3_reinforce:budget"
 STUDY_ATTR_SEARCH_SPACE = "sb3_reinforce:search_space"
 STUDY_ATTR_SEARCH_SPACE_SHA256 = "sb3_reinforce:search_space_sha256"
 TRIAL_ATTR_BUDGET = STUDY_ATTR_BUDGET
+#: The trial attribute with the sampled discount, under the name rl_zoo3's samplers give it (the zoo normalizes
+#: returns with it).
+TRIAL_ATTR_GAMMA = "gamma"
 
 #: Network sizes of the search space (the ``vf`` part is only built with ``baseline="value"``).
 NET_ARCHS: dict[str, dict[str, list[int]]] = {
@@ -262,7 +266,7 @@ def sample_reinforce_params(
 
         hyperparams["learning_rate"] = SimpleLinearSchedule(params["learning_rate"])
     # Display the true values in the study
-    trial.set_user_attr("gamma", hyperparams["gamma"])
+    trial.set_user_attr(TRIAL_ATTR_GAMMA, hyperparams["gamma"])
     trial.set_user_attr("batch", f"{params.get('n_episodes', params.get('n_steps'))} {params['batch_unit']}")
     return hyperparams
 

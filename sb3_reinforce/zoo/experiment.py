@@ -31,10 +31,12 @@ from sb3_reinforce.tuning import (
     STUDY_ATTR_SEARCH_SPACE,
     STUDY_ATTR_SEARCH_SPACE_SHA256,
     TRIAL_ATTR_BUDGET,
+    TRIAL_ATTR_GAMMA,
     StudyError,
     canonical_sha256,
     describe_search_space,
     load_study,
+    merge_policy_kwargs,
     reinforce_search_space,
     select_trial,
 )
@@ -109,7 +111,7 @@ class ReinforceExperimentManager(ExperimentManager):
 
         if self.storage and self.study_name and self.trial_id is not None:
             print("Loading from Optuna study...")
-            hyperparams.update(self.load_trial(self.storage, self.study_name, self.trial_id))
+            hyperparams.update(self.load_trial(self.storage, self.study_name, self.trial_id, base=hyperparams))
             where += f" + trial {self.trial_id}"
 
         if self.custom_hyperparams is not None:
@@ -203,10 +205,22 @@ class ReinforceExperimentManager(ExperimentManager):
             self._zoo_optuna_storage = optuna_storage(self.storage, self.optuna_heartbeat_interval, self.optuna_grace_period)
         return getattr(self, "_zoo_optuna_storage", None)
 
-    def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
+    def load_trial(
+        self,
+        storage: str,
+        study_name: str,
+        trial_id: int | None = None,
+        convert: bool = True,
+        base: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """
         The parameters of trial number ``trial_id`` (``--trial-id``), or of the best trial, which must be COMPLETE
         (:func:`~sb3_reinforce.tuning.select_trial`), converted to keyword arguments.
+
+        :param base: the entry they update. A REINFORCE trial trained with the base entry's ``policy_kwargs``
+            (``log_std_init``, ``ortho_init``, ...) updated by its sampled ones, so its ``policy_kwargs`` are merged
+            the same way (:func:`~sb3_reinforce.tuning.merge_policy_kwargs`, as ``export-best`` writes them)
+            instead of replacing the entry's whole.
         """
         from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER
 
@@ -214,6 +228,8 @@ class ReinforceExperimentManager(ExperimentManager):
         if not convert:
             return dict(trial.params)
         params = HYPERPARAMS_CONVERTER[self.algo](trial.params)
+        if self.algo == "reinforce" and base is not None and "policy_kwargs" in params:
+            params["policy_kwargs"] = merge_policy_kwargs(base.get("policy_kwargs"), params["policy_kwargs"])
         return {key: to_yaml_data(value) if key == "policy_kwargs" else value for key, value in params.items()}
 
     def _episode_step_limit(self) -> int | None:
@@ -366,7 +382,28 @@ class ReinforceExperimentManager(ExperimentManager):
         if self.storage is not None:
             self._check_study_protocol(trial.study.user_attrs)
         trial.set_user_attr(TRIAL_ATTR_BUDGET, self._study_protocol()["budget"])
-        return super().objective(trial)
+        self._zoo_trial = trial
+        try:
+            return super().objective(trial)
+        finally:
+            self._zoo_trial = None
+
+    def _maybe_normalize(self, env: VecEnv, eval_env: bool) -> VecEnv:
+        """
+        rl_zoo3's ``VecNormalize`` wrapping, whose return normalization discounts with the trial's sampled
+        ``gamma`` (every sampler records it as the trial attribute :data:`~sb3_reinforce.tuning.TRIAL_ATTR_GAMMA`)
+        instead of the base entry's: rl_zoo3 reads that discount once, from the entry, before any trial samples its own.
+        """
+        trial = getattr(self, "_zoo_trial", None)
+        gamma = None if trial is None else trial.user_attrs.get(TRIAL_ATTR_GAMMA)
+        if gamma is None or not self.normalize:
+            return super()._maybe_normalize(env, eval_env)
+        entry_kwargs = self.normalize_kwargs
+        self.normalize_kwargs = {**entry_kwargs, "gamma": float(gamma)}
+        try:
+            return super()._maybe_normalize(env, eval_env)
+        finally:
+            self.normalize_kwargs = entry_kwargs
 
     def hyperparameters_optimization(self) -> None:
         """rl_zoo3's optimization loop, on a storage with heartbeat, in a study whose budget and space match ours."""
