@@ -6,8 +6,10 @@ Needs Ray (``pip install -e ".[ray]"``): skipped without it, except in CI (``CI`
 The test without Ray (the one-line error) always runs.
 """
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -107,14 +109,15 @@ def cluster(tmp_path_factory):
             nodes.shutdown()
 
 
-def _run_training_in(folder) -> str | None:
-    """The run (``label__seed<k>``) training in ``folder``: its sidecar there says ``running``."""
+def _run_training_in(folder) -> tuple[str, int] | None:
+    """The run (``label__seed<k>``) training in ``folder`` and its process: its sidecar there says ``running``."""
     for sidecar in folder.glob("sb3-reinforce-ray-*/out/*.json"):
         try:
-            if json.loads(sidecar.read_text()).get("status") == "running":
-                return sidecar.stem
+            record = json.loads(sidecar.read_text())
         except (OSError, ValueError):
             continue  # being written, or its folder being removed
+        if record.get("status") == "running":
+            return sidecar.stem, int(record["pid"])
     return None
 
 
@@ -137,9 +140,14 @@ def test_cluster_matches_local_and_survives_losing_a_node(cluster, tmp_path, cap
 
     def kill_worker_mid_run() -> None:
         while not done.is_set():
-            run = _run_training_in(worker_tmp)
-            if run is not None:
+            found = _run_training_in(worker_tmp)
+            if found is not None:
+                run, pid = found
                 nodes.remove_node(worker, allow_graceful=False)
+                # A lost node takes its processes with it. Without this, a worker process that outlives its raylet
+                # for a moment can finish a short run and hand back its result (no retry).
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
                 killed.append(run)
                 return
             time.sleep(0.05)
