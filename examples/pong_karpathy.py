@@ -256,7 +256,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="baseline subtracted from the returns (default: the zoo entry's): "
         + "; ".join(f"{name}: {baseline.description}" for name, baseline in BASELINES.items())
-        + " (KarpathyPolicy's V(s) is a linear head on the hidden layer)",
+        + " (KarpathyPolicy's V(s): a linear head on the hidden layer, or its own network with --critic-hidden)",
     )
     parser.add_argument("--ent-coef", type=float, default=None, help="entropy bonus coefficient (default: the zoo entry's)")
     parser.add_argument(
@@ -271,6 +271,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="GAE lambda of the value baseline (default: the zoo entry's; 1 is the Monte-Carlo return minus V(s))",
+    )
+    parser.add_argument(
+        "--n-critic-updates",
+        type=int,
+        default=None,
+        help="gradient steps on the value loss per batch (default: the zoo entry's; > 1 needs --baseline value)",
+    )
+    parser.add_argument(
+        "--critic-hidden",
+        type=int,
+        default=None,
+        help="hidden units of a critic network of its own (default: the zoo entry's; 0: the linear head on the "
+        "policy's hidden layer)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the games (game i gets SEED + i) and network")
     parser.add_argument(
@@ -359,6 +372,10 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         overrides["gae_lambda"] = args.gae_lambda
     if args.importance_weights is not None:
         overrides["importance_weights"] = args.importance_weights
+    if args.n_critic_updates is not None:
+        overrides["n_critic_updates"] = args.n_critic_updates
+    if args.critic_hidden is not None:
+        overrides["policy_kwargs"] = dict(critic_hidden=args.critic_hidden)
     episode, running_reward, wall_offset = 0, None, 0.0
     checkpoint = run_dir / "latest.zip"
     if args.resume:

@@ -260,15 +260,18 @@ def test_example_options_reach_the_model_and_bad_ones_stop_before_training(tmp_p
     run_dir = tmp_path / "run"
     common = ["--run-dir", str(run_dir), "--n-envs", "2", "--n-episodes", "1", "--no-progress-bar", "--quiet"]
     common += ["--eval-games", "0", "--timesteps", "600"]
-    _example(*common, "--gae-lambda", "0.8", "--ent-coef", "0.01", "--learning-rate", "0.0005")
+    _example(*common, "--gae-lambda", "0.8", "--ent-coef", "0.01", "--learning-rate", "0.0005", "--critic-hidden", "16")
     model = REINFORCE.load(run_dir / "latest.zip", device="cpu")
     assert (model.gae_lambda, model.ent_coef, model.learning_rate, model.n_episodes) == (0.8, 0.01, 0.0005, 1)
+    assert model.policy.critic_hidden == 16 and model.n_critic_updates == 1
     # GAE needs the learned V(s): refused with the parameter named, and nothing is written
     bad_dir = tmp_path / "bad"
     bad_args = ["--run-dir", str(bad_dir), "--quiet", "--baseline", "none", "--gae-lambda", "0.8", "--no-progress-bar"]
     result = _example(*bad_args, succeeds=False)
     assert result.returncode != 0 and "gae_lambda=0.8" in result.stderr and "baseline" in result.stderr
     assert not (bad_dir / "latest.zip").exists() and not (bad_dir / "episodes.csv").exists()
+    result = _example(*bad_args[:-3], "--n-critic-updates", "4", "--no-progress-bar", succeeds=False)
+    assert "n_critic_updates=4" in result.stderr and not (bad_dir / "latest.zip").exists()
 
 
 def test_value_head_reads_the_shared_hidden_layer_and_learns(tmp_path) -> None:
@@ -301,6 +304,49 @@ def test_value_head_reads_the_shared_hidden_layer_and_learns(tmp_path) -> None:
     loaded = REINFORCE.load(tmp_path / "pong_value", device="cpu")
     assert loaded.policy.value_baseline and th.equal(loaded.policy.value_net.weight, model.policy.value_net.weight)
     env.close()
+
+
+def test_critic_of_its_own_leaves_the_policy_to_the_policy_step(tmp_path) -> None:
+    """
+    critic_hidden > 0: V(s) from its own sparse network (not the policy's hidden layer). The extra critic steps of
+    n_critic_updates move only the critic: over those steps the policy's weights stay bit for bit.
+    """
+    policy = KarpathyPolicy(OBS_SPACE, spaces.Discrete(2), lambda _: 1e-3, value_baseline=True, critic_hidden=16)
+    assert sum(p.numel() for p in policy.parameters()) == 6400 * 200 + 200 + 6400 * 16 + (16 + 1)
+    obs = th.as_tensor(np.random.default_rng(0).integers(-1, 2, (4, 6400)), dtype=th.int8)
+    with th.no_grad():
+        critic_hidden = th.relu(obs.float() @ policy.mlp_extractor.value_net[0].weight)
+        expected = critic_hidden @ policy.value_net.weight.T + policy.value_net.bias
+        assert th.allclose(policy.predict_values(obs), expected, atol=1e-5)
+        values, _, _, _ = policy.evaluate(obs, th.zeros(4, dtype=th.long))
+        assert th.allclose(values, expected.flatten(), atol=1e-5)
+
+    env = make_pong_vec_env(n_envs=2, seed=0)
+    kwargs = dict(n_episodes=2, baseline="value", reset_on_reward=True, learning_rate=1e-3, seed=0, device="cpu")
+    model = REINFORCE(KarpathyPolicy, env, policy_kwargs=dict(critic_hidden=16), n_critic_updates=3, **kwargs)
+    model.learn(3000)
+    assert model._n_updates >= 1
+    batch = next(model.collect_batches(env, 2, 1))
+    model.compute_policy_gradient(batch)
+    policy_params = {name: p.detach().clone() for name, p in model.policy.named_parameters() if "value" not in name}
+    critic_params = {name: p.detach().clone() for name, p in model.policy.named_parameters() if "value" in name}
+    assert set(critic_params) == {"mlp_extractor.value_net.0.weight", "value_net.weight", "value_net.bias"}
+    loss_before = model._fit_critic(batch, model._value_targets, 1)
+    loss_after = model._fit_critic(batch, model._value_targets, 1)
+    assert loss_after < loss_before
+    for name, value in model.policy.named_parameters():
+        assert th.equal(value, policy_params[name]) if name in policy_params else not th.equal(value, critic_params[name])
+    model.save(tmp_path / "pong_critic")
+    loaded = REINFORCE.load(tmp_path / "pong_critic", device="cpu")
+    assert loaded.policy.critic_hidden == 16
+    with th.no_grad():
+        assert th.equal(loaded.policy.predict_values(obs), model.policy.predict_values(obs))
+    env.close()
+    # A critic needs a value baseline: refused, naming the parameter, before anything trains
+    with pytest.raises(ValueError, match="critic_hidden=16 needs baseline='value'"):
+        REINFORCE(KarpathyPolicy, make_pong_vec_env(n_envs=1, seed=0), policy_kwargs=dict(critic_hidden=16), device="cpu")
+    with pytest.raises(ValueError, match="critic_hidden"):
+        KarpathyPolicy(OBS_SPACE, spaces.Discrete(2), lambda _: 1e-3, value_baseline=True, critic_hidden=-1)
 
 
 def test_example_plots_several_seeds_on_one_figure(tmp_path) -> None:

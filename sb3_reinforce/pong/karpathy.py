@@ -15,6 +15,7 @@ copy of the original and the public reproductions use it), 4 episodes per update
 at every point (``importance_weights="segment"``); see the README's Pong section for the learning curves they give.
 """
 
+import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_reinforce.common.buffers import SparseTernaryRolloutBuffer, flat_nonzero
+from sb3_reinforce.common.checks import check_number
 from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 from sb3_reinforce.reinforce.policies import REINFORCEPolicy
 from sb3_reinforce.reinforce.reinforce import REINFORCE
@@ -119,14 +121,19 @@ class KarpathyPolicy(REINFORCEPolicy):
     With a ``Discrete(2)`` action space and ``single_logit=True`` (default) the output layer has one unit whose
     logit ``z`` gives ``P(action 0) = sigmoid(z)`` (the original's ``P(UP)``); otherwise the output layer has one
     logit per action (a softmax, ``n_hidden * n_actions`` weights). With ``baseline="value"`` (the algorithm sets
-    ``value_baseline``) a linear value head ``V(s) = w . hidden + b`` reads the same hidden layer (one extra layer of
-    ``n_hidden + 1`` parameters, trained with ``vf_coef`` times the value loss); otherwise there is no critic.
+    ``value_baseline``) and ``critic_hidden=0`` (default) a linear value head ``V(s) = w . hidden + b`` reads the same
+    hidden layer (one extra layer of ``n_hidden + 1`` parameters, trained with ``vf_coef`` times the value loss, whose
+    gradient also moves the policy's hidden layer); with ``critic_hidden > 0`` the critic has its own network,
+    ``observation -> critic_hidden ReLU -> V(s)`` (the same sparse input layer), so that the value loss, and the
+    extra critic steps of ``n_critic_updates``, leave the policy alone. Without a value baseline there is no critic.
 
     :param observation_space: Observation space (a flat ``Box``, e.g. the 6400 difference-frame values)
     :param action_space: Action space (``Discrete``)
     :param lr_schedule: Learning rate schedule
     :param n_hidden: number of hidden ReLU units
     :param single_logit: with two actions, one output logit (Bernoulli) instead of two (softmax)
+    :param critic_hidden: hidden ReLU units of a critic network of its own (0: a linear value head on the policy's
+        hidden layer); only with ``baseline="value"``
     :param kwargs: other ``REINFORCEPolicy`` arguments (``optimizer_class``, ``optimizer_kwargs``, ...)
     """
 
@@ -143,11 +150,14 @@ class KarpathyPolicy(REINFORCEPolicy):
         lr_schedule: Schedule,
         n_hidden: int = N_HIDDEN,
         single_logit: bool = True,
+        critic_hidden: int = 0,
         **kwargs: Any,
     ):
         if not isinstance(action_space, spaces.Discrete):
             raise TypeError(f"KarpathyPolicy needs a Discrete action space, got {action_space}")
+        check_number("critic_hidden", critic_hidden, 0, math.inf, integer=True)
         self.n_hidden = int(n_hidden)
+        self.critic_hidden = int(critic_hidden)
         self.single_logit = bool(single_logit) and int(action_space.n) == 2
         kwargs.setdefault("optimizer_class", self.default_optimizer_class)
         kwargs.setdefault("optimizer_kwargs", dict(alpha=0.99, eps=1e-5))
@@ -160,7 +170,7 @@ class KarpathyPolicy(REINFORCEPolicy):
         data = super()._get_constructor_parameters()
         for key in ("net_arch", "activation_fn", "ortho_init"):
             data.pop(key, None)
-        data.update(n_hidden=self.n_hidden, single_logit=self.single_logit)
+        data.update(n_hidden=self.n_hidden, single_logit=self.single_logit, critic_hidden=self.critic_hidden)
         return data
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -168,7 +178,13 @@ class KarpathyPolicy(REINFORCEPolicy):
         n_inputs = self.features_dim
         # Replace SB3's biased layers by bias-free ones
         self.mlp_extractor.policy_net = nn.Sequential(SparseInputLinear(n_inputs, self.n_hidden), nn.ReLU())
-        if self.value_baseline:
+        if self.critic_hidden and not self.value_baseline:
+            raise ValueError(f"critic_hidden={self.critic_hidden} needs baseline='value' (a critic); got no value baseline")
+        if self.value_baseline and self.critic_hidden:
+            # A critic of its own, as sparse as the policy's input layer
+            self.mlp_extractor.value_net = nn.Sequential(SparseInputLinear(n_inputs, self.critic_hidden), nn.ReLU())
+            self.value_net = nn.Linear(self.critic_hidden, 1)
+        elif self.value_baseline:
             # The value head reads the shared hidden layer: drop SB3's separate dense critic layers
             self.mlp_extractor.value_net = nn.Identity()
             self.value_net = nn.Linear(self.n_hidden, 1)
@@ -188,9 +204,17 @@ class KarpathyPolicy(REINFORCEPolicy):
             ``(batch, n_inputs)`` (a training batch of ``SparseTernaryRolloutBuffer``)
         :return: hidden activations, shape ``(batch, n_hidden)``
         """
-        if obs.layout != th.sparse_csr:  # a sparse batch is already flat
-            obs = obs.reshape(obs.shape[0], -1)
-        return self.mlp_extractor.policy_net(obs)  # type: ignore[union-attr]
+        return self.mlp_extractor.policy_net(self._flat(obs))  # type: ignore[union-attr]
+
+    @staticmethod
+    def _flat(obs: PyTorchObs) -> th.Tensor:
+        return obs if obs.layout == th.sparse_csr else obs.reshape(obs.shape[0], -1)  # a sparse batch is already flat
+
+    def _values(self, obs: PyTorchObs, hidden: th.Tensor | None) -> th.Tensor:
+        """V(s), shape ``(batch, 1)``, from the critic's own network or from the policy's ``hidden`` layer."""
+        if self.critic_hidden:
+            return self.value_net(self.mlp_extractor.value_net(self._flat(obs)))  # type: ignore[union-attr]
+        return self.value_net(hidden)
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         latent_pi = self.hidden(obs)
@@ -200,13 +224,13 @@ class KarpathyPolicy(REINFORCEPolicy):
         hidden = self.hidden(obs)
         action_params = self.action_net(hidden)
         distribution = self.distribution_from_params(action_params)
-        values = self.value_net(hidden).flatten() if self.value_baseline else None
+        values = self._values(obs, hidden).flatten() if self.value_baseline else None
         return values, distribution.log_prob(actions), distribution.entropy(), action_params
 
     def predict_values(self, obs: PyTorchObs) -> th.Tensor:
         if not self.value_baseline:
             return super().predict_values(obs)  # raises: no value network
-        return self.value_net(self.hidden(obs))
+        return self._values(obs, None if self.critic_hidden else self.hidden(obs))
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         actions, log_prob = self.act(obs, deterministic)
