@@ -210,11 +210,12 @@ class KarpathyPolicy(REINFORCEPolicy):
     def _flat(obs: PyTorchObs) -> th.Tensor:
         return obs if obs.layout == th.sparse_csr else obs.reshape(obs.shape[0], -1)  # a sparse batch is already flat
 
-    def _values(self, obs: PyTorchObs, hidden: th.Tensor | None) -> th.Tensor:
-        """V(s), shape ``(batch, 1)``, from the critic's own network or from the policy's ``hidden`` layer."""
+    def _values(self, obs: PyTorchObs, hidden: th.Tensor | None = None) -> th.Tensor:
+        """V(s), shape ``(batch, 1)``, from the critic's own network or from the policy's hidden layer (``hidden``
+        when the caller has it already)."""
         if self.critic_hidden:
             return self.value_net(self.mlp_extractor.value_net(self._flat(obs)))  # type: ignore[union-attr]
-        return self.value_net(hidden)
+        return self.value_net(self.hidden(obs) if hidden is None else hidden)
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         latent_pi = self.hidden(obs)
@@ -230,7 +231,7 @@ class KarpathyPolicy(REINFORCEPolicy):
     def predict_values(self, obs: PyTorchObs) -> th.Tensor:
         if not self.value_baseline:
             return super().predict_values(obs)  # raises: no value network
-        return self._values(obs, None if self.critic_hidden else self.hidden(obs))
+        return self._values(obs)
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         actions, log_prob = self.act(obs, deterministic)
