@@ -375,7 +375,9 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
     if args.n_critic_updates is not None:
         overrides["n_critic_updates"] = args.n_critic_updates
     if args.critic_hidden is not None:
-        overrides["policy_kwargs"] = dict(critic_hidden=args.critic_hidden)
+        # Added to the entry's policy_kwargs, not in their place
+        kwargs, _ = build_model_kwargs(load_hyperparams("reinforce", KARPATHY_PONG_ID))
+        overrides["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), "critic_hidden": args.critic_hidden}
     episode, running_reward, wall_offset = 0, None, 0.0
     checkpoint = run_dir / "latest.zip"
     if args.resume:

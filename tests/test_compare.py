@@ -56,25 +56,24 @@ def test_resume_after_kill(tmp_path):
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        # seed 0 is done when its sidecar says so (written after its CSV)
-        while not (run_record_path(first).exists() and '"complete"' in run_record_path(first).read_text()):
+        # Killed as soon as seed 1 says it is training (its 'running' sidecar, written before its first step): a
+        # fixed wait after seed 0 let seed 1 finish first on a fast machine
+        while not (run_record_path(second).exists() and '"running"' in run_record_path(second).read_text()):
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.5)  # seed 1 is training now
+            time.sleep(0.01)
+        assert '"complete"' in run_record_path(first).read_text()
     finally:
         process.kill()
         process.wait()
-    if second.exists():
-        pytest.skip("the second run finished before the kill")
-    started = run_record_path(second).exists()
+    assert not second.exists(), "the second run finished before the kill"
     # simulate a crash mid-write: a partial temporary CSV is left behind
     (tmp_path / (second.name + ".tmp999")).write_text("timesteps,wall_s\n1000,")
     finished_mtime = first.stat().st_mtime_ns
     result = subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
     assert first.stat().st_mtime_ns == finished_mtime, "a finished run was redone"
-    if started:  # the killed run had written its 'running' sidecar: it is named and redone
-        assert f"redoing {second}: " in result.stderr and "status 'running'" in result.stderr
+    # the killed run had written its 'running' sidecar: it is named and redone
+    assert f"redoing {second}: " in result.stderr and "status 'running'" in result.stderr
     rows = read_rows(second)
     assert int(rows[0]["timesteps"]) == 0 and int(rows[-1]["timesteps"]) >= 3000
     assert not list(tmp_path.glob("*.tmp*"))
