@@ -347,6 +347,22 @@ def test_the_pong_example_resumes_on_the_envs_of_the_entry(monkeypatch):
     env.close()
 
 
+def test_the_pong_example_adds_its_critic_to_the_entry_policy_kwargs(tmp_path, monkeypatch):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "examples" / "pong_karpathy.py"
+    spec = importlib.util.spec_from_file_location("pong_karpathy_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    entry = {**example.load_hyperparams("reinforce", KARPATHY_PONG_ID), "policy_kwargs": "dict(n_hidden=32, critic_hidden=8)"}
+    monkeypatch.setattr(example, "load_hyperparams", lambda algo, env_id: dict(entry))
+    argv = ["--run-dir", str(tmp_path / "run"), "--n-envs", "2", "--n-episodes", "1", "--timesteps", "600"]
+    model = example.main([*argv, "--eval-games", "0", "--no-progress-bar", "--quiet", "--critic-hidden", "16"])
+    # --critic-hidden used to replace the entry's policy_kwargs whole (n_hidden back to 200)
+    assert (model.policy.n_hidden, model.policy.critic_hidden) == (32, 16)
+
+
 def test_the_cartpole_example_trains_and_evaluates_on_the_envs_of_the_entry(tmp_path, monkeypatch, capsys):
     import importlib.util
     import sys
