@@ -70,15 +70,33 @@ def test_pong_entry_is_karpathys_configuration():
     assert kwargs.pop("policy") is KarpathyPolicy
     assert kwargs["rollout_buffer_class"] is SparseTernaryRolloutBuffer
     assert zoo["env_wrapper"] is None and zoo["frame_stack"] is None and zoo["normalize"] is None
-    # The tuned entry differs from the 2016 original only in the keys listed here (the learned baseline and the
-    # per-point importance weights since sticky actions became the default: docs/pong_candidates.md)
+    # The tuned entry differs from the 2016 original only in the keys listed here (the learned baseline with a critic
+    # of its own, GAE and the per-point importance weights since sticky actions became the default:
+    # docs/pong_candidates.md)
     tuned = {"learning_rate", "n_episodes", "baseline", "gae_lambda", "vf_coef", "importance_weights"}
+    tuned |= {"n_critic_updates", "policy_kwargs"}
     original = {key: value for key, value in KARPATHY_HYPERPARAMS.items() if key not in tuned}
     assert {key: value for key, value in kwargs.items() if key not in tuned} == original
     assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3)
-    assert (kwargs["baseline"], kwargs["gae_lambda"], kwargs["vf_coef"]) == ("value", 1.0, 0.5)
+    assert (kwargs["baseline"], kwargs["gae_lambda"], kwargs["vf_coef"]) == ("value", 0.95, 0.5)
+    assert kwargs["policy_kwargs"] == {"critic_hidden": 64} and kwargs["n_critic_updates"] == 4
     assert kwargs["importance_weights"] == "segment" and kwargs["reset_on_reward"] is True
     assert KARPATHY_HYPERPARAMS["baseline"] is None and "importance_weights" not in KARPATHY_HYPERPARAMS  # "episode"
+
+
+def test_an_entry_without_a_learned_baseline_loses_its_critic_settings():
+    from sb3_reinforce.hyperparams import without_unused_critic
+
+    entry = load_hyperparams("reinforce", "KarpathyPong-v0")
+    assert without_unused_critic(entry) == entry  # baseline: value keeps them
+    for baseline in (None, "mean"):
+        changed = without_unused_critic({**entry, "baseline": baseline})
+        assert not {"gae_lambda", "n_critic_updates"} & set(changed) and changed["policy_kwargs"] == {}
+        assert changed["baseline"] == baseline and changed["learning_rate"] == entry["learning_rate"]
+        build_model_kwargs(changed)
+    kept = without_unused_critic({**entry, "baseline": None, "policy_kwargs": "dict(n_hidden=8, critic_hidden=4)"})
+    assert kept["policy_kwargs"] == {"n_hidden": 8}
+    assert entry["policy_kwargs"] == "dict(critic_hidden=64)" and entry["gae_lambda"] == 0.95  # not modified
 
 
 def test_reinforce_keys_match_the_constructor():

@@ -260,10 +260,15 @@ def test_example_options_reach_the_model_and_bad_ones_stop_before_training(tmp_p
     run_dir = tmp_path / "run"
     common = ["--run-dir", str(run_dir), "--n-envs", "2", "--n-episodes", "1", "--no-progress-bar", "--quiet"]
     common += ["--eval-games", "0", "--timesteps", "600"]
-    _example(*common, "--gae-lambda", "0.8", "--ent-coef", "0.01", "--learning-rate", "0.0005", "--critic-hidden", "16")
+    _example(*common, "--gae-lambda", "0.8", "--ent-coef", "0.01", "--learning-rate", "0.0005", "--critic-hidden", "16",
+             "--n-critic-updates", "2")  # fmt: skip
     model = REINFORCE.load(run_dir / "latest.zip", device="cpu")
     assert (model.gae_lambda, model.ent_coef, model.learning_rate, model.n_episodes) == (0.8, 0.01, 0.0005, 1)
-    assert model.policy.critic_hidden == 16 and model.n_critic_updates == 1
+    assert model.policy.critic_hidden == 16 and model.n_critic_updates == 2
+    # Another baseline takes the entry's critic away with its value baseline (critic_hidden 64, GAE 0.95, 4 steps)
+    _example(*common, "--run-dir", str(tmp_path / "mean"), "--baseline", "mean")
+    model = REINFORCE.load(tmp_path / "mean" / "latest.zip", device="cpu")
+    assert (model.baseline, model.gae_lambda, model.n_critic_updates, model.policy.critic_hidden) == ("mean", 1.0, 1, 0)
     # GAE needs the learned V(s): refused with the parameter named, and nothing is written
     bad_dir = tmp_path / "bad"
     bad_args = ["--run-dir", str(bad_dir), "--quiet", "--baseline", "none", "--gae-lambda", "0.8", "--no-progress-bar"]

@@ -423,6 +423,11 @@ def critic_settings() -> tuple[str, ...]:
     return tuple(name for name, rule in REINFORCE_ARGUMENTS.items() if isinstance(rule, CriticSettingRule))
 
 
+#: ``policy_kwargs`` keys that only build a critic (``KarpathyPolicy(critic_hidden=...)``): refused by the policy
+#: without a learned V(s), like :func:`critic_settings`
+CRITIC_POLICY_KWARGS = ("critic_hidden",)
+
+
 def check_gsde(use_sde: bool, sde_sample_freq: int, action_space: Any = None, latent_sde_dim: int | None = None) -> None:
     """
     The checks of ``use_sde`` / ``sde_sample_freq`` that need the env or the policy (the others are the rules of

@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from sb3_reinforce.common.arguments import critic_settings
-from sb3_reinforce.common.estimators import get_baseline
 from sb3_reinforce.common.safety import atomic_write
 from sb3_reinforce.compare.specs import AlgoSpec
 
@@ -103,7 +101,7 @@ def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = No
     :return: ``(entry, file it was read from)``
     """
     from sb3_reinforce.compare.pong import pong_entry
-    from sb3_reinforce.hyperparams import default_hyperparams_path, load_hyperparams
+    from sb3_reinforce.hyperparams import default_hyperparams_path, load_hyperparams, without_unused_critic
 
     train_env = spec.train_env_id(env_id)
     given = pong_entry(spec.algo, env_id, train_env)
@@ -112,9 +110,8 @@ def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = No
     path = Path(hyperparams_path) if hyperparams_path is not None and spec.algo == "reinforce" else None
     entry = load_hyperparams(spec.algo, train_env, path=path)
     entry.update(spec.overrides)
-    if spec.algo == "reinforce" and not get_baseline(entry.get("baseline")).needs_values:
-        for key in critic_settings():
-            entry.pop(key, None)  # they need a learned V(s)
+    if spec.algo == "reinforce":
+        entry = without_unused_critic(entry)
     return entry, (path or default_hyperparams_path(spec.algo)).resolve()
 
 

@@ -43,6 +43,7 @@ from sb3_reinforce.hyperparams.entries import (
     load_hyperparams_file,
     select_env_entry,
     validate_hyperparams_file,
+    without_unused_critic,
 )
 from sb3_reinforce.hyperparams.errors import HyperparamsError
 from sb3_reinforce.hyperparams.literals import format_python_literal, parse_python_literal
@@ -94,4 +95,5 @@ __all__ = [
     "validate_hyperparams_content",
     "validate_hyperparams_file",
     "validate_reinforce_hyperparams",
+    "without_unused_critic",
 ]

@@ -8,8 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sb3_reinforce.common.arguments import CRITIC_POLICY_KWARGS, critic_settings
+from sb3_reinforce.common.estimators import get_baseline
 from sb3_reinforce.hyperparams.code_check import check_hyperparams_code
 from sb3_reinforce.hyperparams.errors import HyperparamsError
+from sb3_reinforce.hyperparams.literals import parse_python_literal
 from sb3_reinforce.hyperparams.validation import validate_hyperparams_content, validate_reinforce_hyperparams
 from sb3_reinforce.hyperparams.yaml_files import load_yaml
 
@@ -19,6 +22,7 @@ __all__ = [
     "load_hyperparams_file",
     "select_env_entry",
     "validate_hyperparams_file",
+    "without_unused_critic",
 ]
 
 
@@ -130,3 +134,27 @@ def validate_hyperparams_file(path: str | os.PathLike[str], trust_code: bool = F
     content = load_hyperparams_file(path)
     validate_hyperparams_content(content, where=str(path), trust_code=trust_code)
     return content
+
+
+def without_unused_critic(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    A REINFORCE entry without what only a critic uses when its baseline has no learned V(s) (``baseline: null``,
+    ``mean``, ...): its :func:`~sb3_reinforce.common.arguments.critic_settings` (``gae_lambda``,
+    ``n_critic_updates``) and the critic's ``policy_kwargs`` (``critic_hidden``), which the new baseline would
+    otherwise refuse. How an entry with a critic is trained with another baseline (``entry.update(baseline=None)``
+    first).
+
+    :param entry: a raw entry (not modified)
+    :return: a copy, without those keys when the baseline needs no V(s)
+    """
+    result = copy.deepcopy(dict(entry))
+    if get_baseline(result.get("baseline")).needs_values:
+        return result
+    for key in critic_settings():
+        result.pop(key, None)
+    policy_kwargs = result.get("policy_kwargs")
+    if isinstance(policy_kwargs, str):
+        policy_kwargs = parse_python_literal(policy_kwargs)
+    if isinstance(policy_kwargs, Mapping):
+        result["policy_kwargs"] = {key: value for key, value in policy_kwargs.items() if key not in CRITIC_POLICY_KWARGS}
+    return result
