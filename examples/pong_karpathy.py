@@ -322,13 +322,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def entry_kwargs() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``KarpathyPong-v0`` entry as ``(algorithm kwargs, zoo settings)`` (:func:`build_model_kwargs`)."""
+    return build_model_kwargs(load_hyperparams("reinforce", KARPATHY_PONG_ID))
+
+
 def training_env(n_envs: int | None, seed: int, repeat_action_probability: float) -> VecEnv:
     """
     The training envs of a resumed run, built from the ``KarpathyPong-v0`` entry as :func:`karpathy_pong` builds a
     new run's (the one path from an entry to envs: its ``env_kwargs``, ``n_envs`` and wrappers), with the run's
     sticky actions.
     """
-    _, zoo = build_model_kwargs(load_hyperparams("reinforce", KARPATHY_PONG_ID))
+    _, zoo = entry_kwargs()
     zoo = {**zoo, "env_kwargs": {**zoo["env_kwargs"], "repeat_action_probability": repeat_action_probability}}
     return make_vec_env_from_entry(KARPATHY_PONG_ID, zoo, n_envs=n_envs, seed=seed)
 
@@ -376,8 +381,8 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         overrides["n_critic_updates"] = args.n_critic_updates
     if args.critic_hidden is not None:
         # Added to the entry's policy_kwargs, not in their place
-        kwargs, _ = build_model_kwargs(load_hyperparams("reinforce", KARPATHY_PONG_ID))
-        overrides["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), "critic_hidden": args.critic_hidden}
+        policy_kwargs = entry_kwargs()[0].get("policy_kwargs", {})
+        overrides["policy_kwargs"] = {**policy_kwargs, "critic_hidden": args.critic_hidden}
     episode, running_reward, wall_offset = 0, None, 0.0
     checkpoint = run_dir / "latest.zip"
     if args.resume:

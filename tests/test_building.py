@@ -19,6 +19,7 @@ from sb3_reinforce import REINFORCE
 from sb3_reinforce.hyperparams import HyperparamsError, build_model_kwargs, make_model_from_entry, make_vec_env_from_entry
 from sb3_reinforce.pong import KARPATHY_PONG_ID, PongVecEnv
 from sb3_reinforce.zoo import ReinforceExperimentManager
+from tests.scripts import load_script
 
 th.set_num_threads(1)
 
@@ -330,13 +331,7 @@ def test_variance_refuses_statistics_for_a_fresh_policy(tmp_path, capsys):
 
 
 def test_the_pong_example_resumes_on_the_envs_of_the_entry(monkeypatch):
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "examples" / "pong_karpathy.py"
-    spec = importlib.util.spec_from_file_location("pong_karpathy_example", path)
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script("examples/pong_karpathy.py")
     entry = example.load_hyperparams("reinforce", KARPATHY_PONG_ID)
     entry.update(n_envs=3, env_kwargs={"frameskip": 2, "repeat_action_probability": 0.25})
     monkeypatch.setattr(example, "load_hyperparams", lambda algo, env_id: dict(entry))
@@ -348,13 +343,7 @@ def test_the_pong_example_resumes_on_the_envs_of_the_entry(monkeypatch):
 
 
 def test_the_pong_example_adds_its_critic_to_the_entry_policy_kwargs(tmp_path, monkeypatch):
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "examples" / "pong_karpathy.py"
-    spec = importlib.util.spec_from_file_location("pong_karpathy_example", path)
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script("examples/pong_karpathy.py")
     entry = {**example.load_hyperparams("reinforce", KARPATHY_PONG_ID), "policy_kwargs": "dict(n_hidden=32, critic_hidden=8)"}
     monkeypatch.setattr(example, "load_hyperparams", lambda algo, env_id: dict(entry))
     argv = ["--run-dir", str(tmp_path / "run"), "--n-envs", "2", "--n-episodes", "1", "--timesteps", "600"]
@@ -364,14 +353,9 @@ def test_the_pong_example_adds_its_critic_to_the_entry_policy_kwargs(tmp_path, m
 
 
 def test_the_cartpole_example_trains_and_evaluates_on_the_envs_of_the_entry(tmp_path, monkeypatch, capsys):
-    import importlib.util
     import sys
 
-    path = Path(__file__).parents[1] / "examples" / "cartpole.py"
-    spec = importlib.util.spec_from_file_location("cartpole_example", path)
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script("examples/cartpole.py")
     entry = {**example.load_hyperparams("reinforce", ENV_ID), "frame_stack": 2, "n_envs": 2}
     monkeypatch.setattr(example, "load_hyperparams", lambda algo, env_id: dict(entry))
     evaluated = []

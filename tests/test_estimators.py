@@ -1,6 +1,5 @@
 """The estimator registry: exact weights of the time-dependent baseline, and the registry's own contracts."""
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from sb3_reinforce.common.estimators import (
     leave_one_episode_out_time_mean,
     policy_gradient_weights,
 )
+from tests.scripts import load_script
 from tests.test_returns import starts_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,11 +145,7 @@ def test_compare_keeps_gae_lambda_for_every_baseline_with_a_critic(monkeypatch, 
 
 
 def _pong_example() -> Any:
-    spec = importlib.util.spec_from_file_location("pong_karpathy_example", ROOT / "examples" / "pong_karpathy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/pong_karpathy.py")
 
 
 def test_the_pong_example_offers_and_describes_the_registry_baselines(monkeypatch, capsys):

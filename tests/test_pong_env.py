@@ -1,7 +1,5 @@
 """Tests of the fast vectorized Pong (sb3_reinforce.pong) against the gymnasium wrapper chain and SB3's VecEnv API."""
 
-import importlib.util
-import pathlib
 import warnings
 
 import gymnasium as gym
@@ -14,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, is
 
 from sb3_reinforce.pong.vec_env import PongVecEnv, make_pong_vec_env
 from sb3_reinforce.pong.wrappers import DifferenceFrame, KarpathyPreprocess, PongUpDown, make_karpathy_pong_env
+from tests.scripts import load_script
 
 #: The ALE seed gymnasium's AtariEnv derives from reset(seed=1): numpy.random.SeedSequence(1).generate_state(2)[1]
 GYM_SEED_1_ALE_SEED = 1_731_038_949
@@ -297,10 +296,7 @@ def test_monitor_file_holds_the_episode_statistics(tmp_path):
 
 
 def test_benchmark_helpers():
-    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "karpathy_reference.py"
-    spec = importlib.util.spec_from_file_location("karpathy_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/karpathy_reference.py")
     assert module.run_reference(300) > 0
     assert module.raw_vector_env_throughput(2, 20) > 0
     assert module.pong_vec_env_throughput(2, 20) > 0

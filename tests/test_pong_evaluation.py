@@ -1,6 +1,5 @@
 """Tests of the Pong evaluation protocol (sb3_reinforce.pong.evaluation) and of the example's use of it."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -14,6 +13,7 @@ from sb3_reinforce import REINFORCE
 from sb3_reinforce.hyperparams.building import EVAL_SEED_OFFSET
 from sb3_reinforce.pong import PONG_EVAL_SEED_BASE, PongEvaluation, evaluate_pong, karpathy_pong, make_pong_vec_env
 from sb3_reinforce.pong.evaluation import MAX_EVAL_GAMES, check_held_out, pong_evaluation_seeds, training_ale_seeds
+from tests.scripts import load_script
 
 ROOT = pathlib.Path(__file__).parents[1]
 #: ALE seeds are below 2**31 - 1; PongVecEnv reduces a larger seed modulo it
@@ -240,10 +240,7 @@ def test_result_fields_format_and_json():
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("pong_karpathy_example", ROOT / "examples" / "pong_karpathy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/pong_karpathy.py")
 
 
 def test_example_refuses_fewer_than_10_evaluation_games_before_training(tmp_path):

@@ -5,13 +5,14 @@ The overlap itself is not implemented: on the 2-core machine the profile bounds 
 it (see ``benchmarks/pong_throughput.py --profile``). These tests check that profile on real Pong (ale-py).
 """
 
-import importlib.util
 import os
 import pathlib
 import sys
 
 import pytest
 import torch as th
+
+from tests.scripts import load_script
 
 pytest.importorskip("ale_py")
 
@@ -23,10 +24,7 @@ def pong_throughput():
     # The benchmark imports its sibling karpathy_reference by name
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        spec = importlib.util.spec_from_file_location("pong_throughput", BENCHMARKS / "pong_throughput.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
+        yield load_script("benchmarks/pong_throughput.py")
     finally:
         sys.path.remove(str(BENCHMARKS))
 
@@ -67,9 +65,7 @@ def test_importance_weight_benchmark_reports_each_mode(tmp_path):
     """benchmarks/pong_importance_weights.py on a fresh Pong model: the statistics compute_policy_gradient reports."""
     from sb3_reinforce.pong import karpathy_pong
 
-    spec = importlib.util.spec_from_file_location("pong_importance_weights", BENCHMARKS / "pong_importance_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/pong_importance_weights.py")
     threads = th.get_num_threads()
     try:
         th.set_num_threads(1)

@@ -3,7 +3,6 @@ The REINFORCE search space spends no trial on a duplicate, trains what export-be
 learning-rate schedule the tuned entries use.
 """
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from sb3_reinforce.tuning import (
     trial_params_to_yaml_entry,
 )
 from sb3_reinforce.zoo import main
+from tests.scripts import load_script
 
 BUDGET = {"n_timesteps": 200_000, "max_episode_steps": 500}
 
@@ -176,11 +176,7 @@ def test_zoo_trial_normalizes_returns_with_its_own_gamma(tmp_path: Path, monkeyp
 
 def zoo_entries_benchmark() -> Any:
     """The module ``benchmarks/zoo_entries.py`` (not a package: loaded from its file)."""
-    path = Path(__file__).parents[1] / "benchmarks" / "zoo_entries.py"
-    spec = importlib.util.spec_from_file_location("zoo_entries", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/zoo_entries.py")
 
 
 def test_zoo_entries_retrains_a_killed_run_in_its_own_folder(tmp_path: Path):
