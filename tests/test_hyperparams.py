@@ -91,11 +91,16 @@ def test_an_entry_without_a_learned_baseline_loses_its_critic_settings():
     assert without_unused_critic(entry) == entry  # baseline: value keeps them
     for baseline in (None, "mean"):
         changed = without_unused_critic({**entry, "baseline": baseline})
-        assert not {"gae_lambda", "n_critic_updates"} & set(changed) and changed["policy_kwargs"] == {}
+        assert not {"gae_lambda", "n_critic_updates"} & set(changed) and changed["policy_kwargs"] == "dict()"
         assert changed["baseline"] == baseline and changed["learning_rate"] == entry["learning_rate"]
         build_model_kwargs(changed)
     kept = without_unused_critic({**entry, "baseline": None, "policy_kwargs": "dict(n_hidden=8, critic_hidden=4)"})
-    assert kept["policy_kwargs"] == {"n_hidden": 8}
+    assert kept["policy_kwargs"] == "dict(n_hidden=8)"
+    as_dict = without_unused_critic({**entry, "baseline": None, "policy_kwargs": {"n_hidden": 8, "critic_hidden": 4}})
+    assert as_dict["policy_kwargs"] == {"n_hidden": 8}
+    # Without a critic key the entry is unchanged, its form included (the compare tool's records hash it)
+    no_critic = {"baseline": "mean", "learning_rate": 1e-3, "policy_kwargs": "dict(net_arch=[16])"}
+    assert without_unused_critic(no_critic) == no_critic
     assert entry["policy_kwargs"] == "dict(critic_hidden=64)" and entry["gae_lambda"] == 0.95  # not modified
 
 

@@ -12,7 +12,7 @@ from sb3_reinforce.common.arguments import CRITIC_POLICY_KWARGS, critic_settings
 from sb3_reinforce.common.estimators import get_baseline
 from sb3_reinforce.hyperparams.code_check import check_hyperparams_code
 from sb3_reinforce.hyperparams.errors import HyperparamsError
-from sb3_reinforce.hyperparams.literals import parse_python_literal
+from sb3_reinforce.hyperparams.literals import format_python_literal, parse_python_literal
 from sb3_reinforce.hyperparams.validation import validate_hyperparams_content, validate_reinforce_hyperparams
 from sb3_reinforce.hyperparams.yaml_files import load_yaml
 
@@ -145,16 +145,18 @@ def without_unused_critic(entry: Mapping[str, Any]) -> dict[str, Any]:
     first).
 
     :param entry: a raw entry (not modified)
-    :return: a copy, without those keys when the baseline needs no V(s)
+    :return: a copy, without those keys when the baseline needs no V(s) (anything else as it was, the form of
+        ``policy_kwargs`` included)
     """
     result = copy.deepcopy(dict(entry))
     if get_baseline(result.get("baseline")).needs_values:
         return result
     for key in critic_settings():
         result.pop(key, None)
-    policy_kwargs = result.get("policy_kwargs")
-    if isinstance(policy_kwargs, str):
-        policy_kwargs = parse_python_literal(policy_kwargs)
-    if isinstance(policy_kwargs, Mapping):
-        result["policy_kwargs"] = {key: value for key, value in policy_kwargs.items() if key not in CRITIC_POLICY_KWARGS}
+    written = result.get("policy_kwargs")
+    policy_kwargs = parse_python_literal(written) if isinstance(written, str) else written
+    if isinstance(policy_kwargs, Mapping) and set(policy_kwargs) & set(CRITIC_POLICY_KWARGS):
+        kept = {key: value for key, value in policy_kwargs.items() if key not in CRITIC_POLICY_KWARGS}
+        # Written back as it was given (a "dict(...)" string stays one): an entry's hash depends on the form
+        result["policy_kwargs"] = format_python_literal(kept) if isinstance(written, str) else kept
     return result
