@@ -191,17 +191,21 @@ def _run_reference(n_steps: int, seed: int, repeat_action_probability: float) ->
     return n_steps / elapsed
 
 
-def _make_raw_vector_env(n_envs: int, repeat_action_probability: float = STICKY_ACTIONS, grayscale: bool = False):
+def _make_raw_vector_env(
+    n_envs: int, repeat_action_probability: float = STICKY_ACTIONS, grayscale: bool = False, num_threads: int = 0
+):
     """
     ale-py's AtariVectorEnv with the emulator settings of make_pong_vec_env's defaults, reset with seed 0: the
     cheapest configuration that gives what the preprocessing reads (the red channel of full 210x160 frames, so RGB:
     ALE's grayscale is a luminance; resizing would blend pixels; max-pooling and frame stacking cost more).
+    ``num_threads`` is the emulator's worker threads (0: ale-py's choice, as in make_pong_vec_env).
     """
     from ale_py.vector_env import AtariVectorEnv
 
     venv = AtariVectorEnv(
         "pong",
         n_envs,
+        num_threads=num_threads,
         max_num_frames_per_episode=108_000,
         repeat_action_probability=repeat_action_probability,
         autoreset_mode="SameStep",
@@ -233,7 +237,7 @@ def _timed_steps(venv, actions: np.ndarray, warmup: int) -> float:
 
 
 def raw_vector_env_throughput(
-    n_envs: int, n_steps: int, repeat_action_probability: float = STICKY_ACTIONS, grayscale: bool = False
+    n_envs: int, n_steps: int, repeat_action_probability: float = STICKY_ACTIONS, grayscale: bool = False, num_threads: int = 0
 ) -> float:
     """
     Steps per second of ale-py's ``AtariVectorEnv`` alone, random UP/DOWN actions.
@@ -247,9 +251,10 @@ def raw_vector_env_throughput(
     :param repeat_action_probability: sticky-action probability
     :param grayscale: grayscale frames instead of RGB (a third of the bytes; for comparison only, the preprocessing
         reads the red channel)
+    :param num_threads: the emulator's worker threads (0: ale-py's choice, the default of make_pong_vec_env)
     :return: env steps per second (``n_envs * n_steps / seconds``)
     """
-    venv = _make_raw_vector_env(n_envs, repeat_action_probability, grayscale)
+    venv = _make_raw_vector_env(n_envs, repeat_action_probability, grayscale, num_threads)
     actions = np.random.default_rng(0).choice(np.array([UP, DOWN], dtype=np.int32), size=(n_steps + 20, n_envs))
     return _timed_steps(venv, actions, warmup=20)
 

@@ -133,6 +133,7 @@ def reinforce_throughput(
     buffer: str = "entry",
     seed: int = 0,
     profile: bool = False,
+    emulator_threads: int = 0,
 ) -> TrainingThroughput:
     """
     Env steps per second of REINFORCE training with the Karpathy configuration, every cost included.
@@ -145,6 +146,7 @@ def reinforce_throughput(
     :param seed: seed
     :param profile: also measure where the time goes (:class:`TrainingProfile`; timing ``send``/``recv`` adds a few
         microseconds per vector step)
+    :param emulator_threads: the emulator's worker threads (``PongVecEnv(num_threads=...)``; 0: ale-py's choice)
     :return: the speed, the buffer's bytes per stored step and class name, and the profile if asked for
     """
     if buffer not in BUFFERS:
@@ -153,7 +155,8 @@ def reinforce_throughput(
     overrides: dict[str, Any] = {} if n_episodes is None else {"n_episodes": n_episodes}
     if BUFFERS[buffer] is not None:
         overrides["rollout_buffer_class"] = BUFFERS[buffer]
-    model = karpathy_pong(n_envs=n_envs, seed=seed, env_kwargs=dict(repeat_action_probability=STICKY_ACTIONS), **overrides)
+    env_kwargs = dict(repeat_action_probability=STICKY_ACTIONS, num_threads=emulator_threads)
+    model = karpathy_pong(n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, **overrides)
     callback = _BufferBytes()
     timer = _EmulatorTimer(model.get_env().unwrapped._ale_env) if profile else None  # type: ignore[union-attr]
     start, main_cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()
@@ -181,6 +184,9 @@ def main() -> None:
     parser.add_argument("--n-episodes", type=int, default=None, help="episodes per update for (c) (default: the zoo entry's)")
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--buffer", choices=sorted(BUFFERS), default="entry", help="rollout buffer of (c)")
+    parser.add_argument(
+        "--emulator-threads", type=int, default=0, help="the emulator's worker threads for (a) and (c) (0: ale-py's choice)"
+    )
     parser.add_argument("--grayscale-limit", action="store_true", help="also time the emulator with grayscale frames")
     parser.add_argument("--rounds", type=int, default=1, help="measure everything this many times, in turn")
     parser.add_argument("--profile", action="store_true", help="also print where the time of (c) goes")
@@ -189,17 +195,25 @@ def main() -> None:
     ratios: dict[str, list[float]] = {"reference": [], "reference_1thread": [], "limit": []}
     for round_index in range(args.rounds):
         prefix = f"[round {round_index + 1}/{args.rounds}] " if args.rounds > 1 else ""
-        limit = raw_vector_env_throughput(args.n_envs, args.steps // args.n_envs)
+        limit = raw_vector_env_throughput(args.n_envs, args.steps // args.n_envs, num_threads=args.emulator_threads)
         print(f"{prefix}(a) raw AtariVectorEnv, RGB, {args.n_envs} envs, random actions: {limit:,.0f} steps/s", flush=True)
         if args.grayscale_limit:
-            gray = raw_vector_env_throughput(args.n_envs, args.steps // args.n_envs, grayscale=True)
+            gray = raw_vector_env_throughput(
+                args.n_envs, args.steps // args.n_envs, grayscale=True, num_threads=args.emulator_threads
+            )
             print(f"{prefix}    for comparison, grayscale frames: {gray:,.0f} steps/s", flush=True)
         reference = run_reference(args.reference_steps, seed=0, blas_threads=None)
         print(f"{prefix}(b) Karpathy numpy loop, 1 env, default BLAS threading: {reference:,.0f} steps/s", flush=True)
         reference_1 = run_reference(args.reference_steps, seed=0, blas_threads=1)
         print(f"{prefix}(b1) Karpathy numpy loop, 1 env, one BLAS thread: {reference_1:,.0f} steps/s", flush=True)
         training, bytes_per_step, buffer_name, profile = reinforce_throughput(
-            args.n_envs, args.steps, args.n_episodes, args.torch_threads, args.buffer, profile=args.profile
+            args.n_envs,
+            args.steps,
+            args.n_episodes,
+            args.torch_threads,
+            args.buffer,
+            profile=args.profile,
+            emulator_threads=args.emulator_threads,
         )
         print(
             f"{prefix}(c) REINFORCE Karpathy training, {args.n_envs} envs, {args.n_episodes or 'zoo'} episodes/update, "
