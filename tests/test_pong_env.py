@@ -1,5 +1,7 @@
 """Tests of the fast vectorized Pong (sb3_reinforce.pong) against the gymnasium wrapper chain and SB3's VecEnv API."""
 
+import gc
+import os
 import warnings
 
 import gymnasium as gym
@@ -302,6 +304,39 @@ def test_benchmark_helpers():
     assert module.pong_vec_env_throughput(2, 20) > 0
     raw, fast = module.interleaved_vector_throughputs(2, 10, chunk=5)
     assert raw > 0 and fast > 0
+
+
+def _os_threads() -> int:
+    """Threads of this process now, once the emulators no longer referenced are gone (their threads end with them)."""
+    gc.collect()
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts the process's threads in /proc (Linux)")
+def test_the_emulator_thread_count_reaches_the_emulator():
+    """
+    benchmarks' --emulator-threads: the raw env and karpathy_pong's env (through env_kwargs) start that many emulator
+    threads; ale-py starts no more than there are cores (so on 2 cores 2, 3 or 16 are one setting), 0 is all cores.
+    """
+    from sb3_reinforce.pong.karpathy import karpathy_pong
+
+    module = load_script("benchmarks/karpathy_reference.py")
+    cores = os.cpu_count() or 1
+    if cores > 8:
+        pytest.skip("needs more Pong emulators than cores: kept to small machines")
+    for num_threads, expected in ((1, 1), (2, min(2, cores)), (cores + 1, cores), (0, cores)):
+        before = _os_threads()
+        raw = module._make_raw_vector_env(cores + 2, num_threads=num_threads)
+        assert _os_threads() - before == expected
+        raw.close()
+        del raw
+        if num_threads not in (1, 0):
+            continue  # the env of the model is built by the same code: two settings show the value reaches it
+        before = _os_threads()
+        model = karpathy_pong(n_envs=cores + 2, seed=0, env_kwargs=dict(num_threads=num_threads))
+        assert _os_threads() - before == expected and model.get_env().unwrapped.num_threads == num_threads
+        model.get_env().close()
+        del model
 
 
 def test_registered_id_and_zoo_factory(tmp_path):
