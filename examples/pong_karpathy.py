@@ -32,12 +32,19 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.estimators import BASELINES, IMPORTANCE_WEIGHTS
 from sb3_reinforce.common.safety import atomic_write
-from sb3_reinforce.hyperparams import build_model_kwargs, load_hyperparams, make_vec_env_from_entry
+from sb3_reinforce.hyperparams import (
+    HyperparamsError,
+    build_model_kwargs,
+    load_hyperparams,
+    make_vec_env_from_entry,
+    schedule_from_entry,
+)
 from sb3_reinforce.pong.evaluation import MAX_EVAL_GAMES, MIN_EVAL_GAMES, evaluate_pong
 from sb3_reinforce.pong.karpathy import karpathy_pong
 from sb3_reinforce.pong.registration import KARPATHY_PONG_ID, STICKY_ACTION_PROBABILITY
@@ -244,12 +251,26 @@ def plot(csv_paths: list[pathlib.Path], png_path: str) -> None:
     print(f"plot: {png_path}")
 
 
+def learning_rate_argument(text: str) -> float | Schedule:
+    """``--learning-rate``: a number, or an rl-zoo ``lin_<value>`` schedule (checked here, before any training)."""
+    try:
+        return schedule_from_entry("learning_rate", text) if text.startswith("lin_") else float(text)
+    except (HyperparamsError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number or lin_<value>") from error
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", default="runs/pong_karpathy", help="folder of latest.zip and episodes.csv")
     parser.add_argument("--n-envs", type=int, default=None, help="Pong games played in parallel (default: the zoo entry's)")
     parser.add_argument("--n-episodes", type=int, default=None, help="episodes per update (default: the zoo entry's)")
-    parser.add_argument("--learning-rate", type=float, default=None, help="RMSprop learning rate (default: the zoo entry's)")
+    parser.add_argument(
+        "--learning-rate",
+        type=learning_rate_argument,
+        default=None,
+        help="RMSprop learning rate: a number, or lin_<value> (rl-zoo's schedule: from the value to 0 at --timesteps) "
+        "(default: the zoo entry's)",
+    )
     parser.add_argument(
         "--baseline",
         choices=list(BASELINES),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from rl_zoo3.utils import SimpleLinearSchedule
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.buffers import (
@@ -265,6 +266,13 @@ def test_example_options_reach_the_model_and_bad_ones_stop_before_training(tmp_p
     model = REINFORCE.load(run_dir / "latest.zip", device="cpu")
     assert (model.gae_lambda, model.ent_coef, model.learning_rate, model.n_episodes) == (0.8, 0.01, 0.0005, 1)
     assert model.policy.critic_hidden == 16 and model.n_critic_updates == 2
+    # lin_<value>: the rl-zoo schedule, from the value at the start to 0 at --timesteps
+    _example(*common, "--run-dir", str(tmp_path / "lin"), "--learning-rate", "lin_0.002", "--timesteps", "3000")
+    model = REINFORCE.load(tmp_path / "lin" / "latest.zip", device="cpu")
+    assert isinstance(model.learning_rate, SimpleLinearSchedule) and model.learning_rate(1.0) == 0.002
+    assert model._n_updates >= 1 and 0 < model.policy.optimizer.param_groups[0]["lr"] < 0.002 * 0.9  # it decayed
+    result = _example(*common, "--run-dir", str(tmp_path / "bad_lin"), "--learning-rate", "lin_fast", succeeds=False)
+    assert "--learning-rate" in result.stderr and "lin_<value>" in result.stderr and not (tmp_path / "bad_lin").exists()
     # Another baseline takes the entry's critic away with its value baseline (critic_hidden 64, GAE 0.95, 4 steps)
     _example(*common, "--run-dir", str(tmp_path / "mean"), "--baseline", "mean")
     model = REINFORCE.load(tmp_path / "mean" / "latest.zip", device="cpu")

@@ -30,6 +30,7 @@ from sb3_reinforce.hyperparams.building import (
     make_model_from_entry,
     make_vec_env_from_entry,
     make_zoo_vec_env,
+    schedule_from_entry,
 )
 from sb3_reinforce.hyperparams.code_check import (
     TRUSTED_MODULE_PREFIXES,
@@ -89,6 +90,7 @@ __all__ = [
     "make_zoo_vec_env",
     "parse_python_literal",
     "parse_yaml",
+    "schedule_from_entry",
     "select_env_entry",
     "to_yaml_data",
     "trusted_code",

@@ -25,11 +25,16 @@ from sb3_reinforce.pong.registration import KARPATHY_PONG_ID
 
 __all__ = [
     "EVAL_SEED_OFFSET",
+    "SCHEDULE_KEYS",
     "build_model_kwargs",
     "make_model_from_entry",
     "make_vec_env_from_entry",
     "make_zoo_vec_env",
+    "schedule_from_entry",
 ]
+
+#: Entry keys that may hold an rl-zoo ``lin_<value>`` schedule (:func:`schedule_from_entry`).
+SCHEDULE_KEYS: tuple[str, ...] = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
 
 #: Seed of the evaluation env of :func:`make_model_from_entry`: the model's seed plus this (other episodes than
 #: the training env's first ones).
@@ -54,8 +59,7 @@ def build_model_kwargs(hyperparams: Mapping[str, Any], trust_code: bool = False)
     :return: ``(algorithm kwargs including "policy", zoo settings)``; ``zoo["env_wrapper"]`` is a callable or None,
         ``zoo["normalize"]`` a dict of VecNormalize arguments or None
     """
-    from rl_zoo3.utils import SimpleLinearSchedule, get_wrapper_class
-    from stable_baselines3.common.utils import ConstantSchedule
+    from rl_zoo3.utils import get_wrapper_class
 
     check_hyperparams_code(hyperparams, where="the given hyperparameters", trust_code=trust_code)
     kwargs = dict(copy.deepcopy(dict(hyperparams)))
@@ -81,21 +85,35 @@ def build_model_kwargs(hyperparams: Mapping[str, Any], trust_code: bool = False)
         if isinstance(kwargs.get(key), str):
             kwargs[key] = parse_python_literal(kwargs[key])
     # Schedules, as rl_zoo3's ExpManager converts them (PPO's clip_range too)
-    for key in ("learning_rate", "clip_range", "clip_range_vf", "delta_std"):
-        if key not in kwargs or kwargs[key] is None:
-            continue
-        value = kwargs[key]
-        if isinstance(value, str):
-            match = _LIN_SCHEDULE.match(value)
-            _raise_if(None if match else f"{key} {value!r}: expected 'lin_<value>'", key)
-            assert match is not None
-            kwargs[key] = SimpleLinearSchedule(float(match.group("value")))
-        elif key == "learning_rate":
-            kwargs[key] = ConstantSchedule(float(value))
+    for key in SCHEDULE_KEYS:
+        if key in kwargs and kwargs[key] is not None:
+            kwargs[key] = schedule_from_entry(key, kwargs[key])
     for key in ("policy", "rollout_buffer_class"):
         if isinstance(kwargs.get(key), str) and "." in kwargs[key]:
             kwargs[key] = _import_object(kwargs[key])
     return kwargs, zoo
+
+
+def schedule_from_entry(key: str, value: str | float) -> Any:
+    """
+    A schedulable entry value as the algorithm takes it, the way rl_zoo3's ``ExperimentManager`` converts it:
+    ``"lin_<value>"`` is rl_zoo3's ``SimpleLinearSchedule`` (from the value at the start of ``learn()`` to 0 at
+    its ``total_timesteps``), a number is a constant (a ``ConstantSchedule`` for ``learning_rate``, as SB3 makes).
+
+    :param key: the entry's key (one of :data:`SCHEDULE_KEYS`; named in the error)
+    :param value: the entry's value
+    :return: the schedule, or the number for keys other than ``learning_rate``
+    :raises HyperparamsError: for a string that is not ``lin_<value>``
+    """
+    from rl_zoo3.utils import SimpleLinearSchedule
+    from stable_baselines3.common.utils import ConstantSchedule
+
+    if isinstance(value, str):
+        match = _LIN_SCHEDULE.match(value)
+        _raise_if(None if match else f"{key} {value!r}: expected a number or 'lin_<value>'", key)
+        assert match is not None
+        return SimpleLinearSchedule(float(match.group("value")))
+    return ConstantSchedule(float(value)) if key == "learning_rate" else value
 
 
 def _raise_if(problem: str | None, key: str) -> None:
