@@ -322,7 +322,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"{STICKY_ACTION_PROBABILITY:g}, greedy and stochastic; at least {MIN_EVAL_GAMES}, 0 to skip it)",
     )
     parser.add_argument(
-        "--timesteps", type=int, default=100_000_000, help="env steps of the whole run (all envs; --resume counts those done)"
+        "--timesteps",
+        type=int,
+        default=None,
+        help="env steps of the whole run (all envs; --resume counts those done; default: the zoo entry's n_timesteps, "
+        "also the horizon of a lin_ learning rate)",
     )
     parser.add_argument(
         "--minutes", type=float, default=None, help="wall-clock minutes of the whole run (--resume counts those done)"
@@ -441,7 +445,9 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
         verbose=0 if args.quiet else 1,
     )
     # Both budgets are the run's, not the session's: SB3's learn(n, reset_num_timesteps=False) would train n more
-    remaining_steps = args.timesteps - model.num_timesteps
+    # (and a lin_ learning rate reaches 0 at the run's last step, resumed or not)
+    timesteps = entry_kwargs()[1]["n_timesteps"] if args.timesteps is None else args.timesteps
+    remaining_steps = timesteps - model.num_timesteps
     remaining_seconds = None if args.minutes is None else 60 * args.minutes - wall_offset
     if remaining_steps > 0 and (remaining_seconds is None or remaining_seconds > 0):
         model.learn(

@@ -20,6 +20,7 @@ from sb3_reinforce.common.buffers import (
     pack_ternary,
     unpack_ternary,
 )
+from sb3_reinforce.hyperparams import load_hyperparams
 from sb3_reinforce.pong.karpathy import KARPATHY_HYPERPARAMS, KarpathyPolicy, SparseInputLinear, karpathy_pong
 from sb3_reinforce.pong.vec_env import make_pong_vec_env
 
@@ -271,6 +272,11 @@ def test_example_options_reach_the_model_and_bad_ones_stop_before_training(tmp_p
     model = REINFORCE.load(tmp_path / "lin" / "latest.zip", device="cpu")
     assert isinstance(model.learning_rate, SimpleLinearSchedule) and model.learning_rate(1.0) == 0.002
     assert model._n_updates >= 1 and 0 < model.policy.optimizer.param_groups[0]["lr"] < 0.002 * 0.9  # it decayed
+    # Without --timesteps the run is the entry's n_timesteps long, and that is where a lin_ schedule ends
+    no_budget = [arg for arg in common if arg not in ("--timesteps", "600")]
+    _example(*no_budget, "--run-dir", str(tmp_path / "default"), "--minutes", "0.05")
+    model = REINFORCE.load(tmp_path / "default" / "latest.zip", device="cpu")
+    assert model._total_timesteps == int(load_hyperparams("reinforce", "KarpathyPong-v0")["n_timesteps"])
     result = _example(*common, "--run-dir", str(tmp_path / "bad_lin"), "--learning-rate", "lin_fast", succeeds=False)
     assert "--learning-rate" in result.stderr and "lin_<value>" in result.stderr and not (tmp_path / "bad_lin").exists()
     # Another baseline takes the entry's critic away with its value baseline (critic_hidden 64, GAE 0.95, 4 steps)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from sb3_reinforce.hyperparams import load_hyperparams, load_yaml, validate_hyperparams_file
+from sb3_reinforce.hyperparams import load_hyperparams, load_yaml, schedule_from_entry, validate_hyperparams_file
 from sb3_reinforce.zoo import ReinforceExperimentManager, default_storage_url, main, register_reinforce
 
 TINY = ["--env", "CartPole-v1", "--seed", "0", "--eval-freq", "-1", "--num-threads", "1"]
@@ -73,7 +73,8 @@ def test_karpathy_pong_trains_on_the_fast_vec_env(tmp_path, capsys, monkeypatch)
 
     model = REINFORCE.load(run / "KarpathyPong-v0.zip")
     assert isinstance(model.policy, KarpathyPolicy)
-    assert model.lr_schedule(1.0) == load_hyperparams("reinforce", "KarpathyPong-v0")["learning_rate"]
+    entry_lr = schedule_from_entry("learning_rate", load_hyperparams("reinforce", "KarpathyPong-v0")["learning_rate"])
+    assert model.lr_schedule(1.0) == entry_lr(1.0) and model.lr_schedule(0.5) == entry_lr(0.5)
     assert (run / "0.monitor.csv").is_file()  # episode statistics from SB3's VecMonitor
     capsys.readouterr()
     # enjoy plays one game through the gymnasium chain registered under the same id
