@@ -14,6 +14,7 @@ from sb3_reinforce.compare import (
     AlgoSpec,
     AlgoSpecError,
     load_run,
+    machine_description,
     parse_algo_spec,
     run_comparison,
     run_csv_path,
@@ -266,6 +267,9 @@ def test_minutes_cli_records_steps_episodes_and_time(tmp_path):
     assert 0 < result["steps"] < 100_000 and result["episodes"] >= 1 and result["resumes"] == 0
     summary = (tmp_path / "summary.md").read_text()
     assert "- wall-clock budget per run: 0.05 min of training time\n" in summary
+    # The machine is reported (float results, so a seed's curve, can differ between machines), never compared
+    assert record["machine"] == machine_description() and "torch CPU capability" in record["machine"]
+    assert f"- machine: {record['machine']}\n" in summary
     row = next(line for line in summary.splitlines() if line.startswith("| reinforce |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[6] == f"{result['steps']:,}" and cells[7] == f"{result['episodes']:,}"

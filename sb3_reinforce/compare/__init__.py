@@ -30,8 +30,8 @@ Algorithm syntax (``--algos``)::
 Output (in ``--out``): one CSV per run (``<label>__seed<k>.csv``: timesteps, wall seconds of training,
 mean and std of the evaluation return) with its protocol sidecar (``<label>__seed<k>.json``: env, algo spec,
 seed, timesteps, evaluation frequency and episodes, sha256 of the hyperparameter entry used, the entry and its
-file, package versions, and once finished the CSV's sha256 and final step), ``summary.md`` (table and protocol)
-and the plots ``returns_vs_steps.png`` and ``returns_vs_wall.png``.
+file, package versions, the machine (CPU, cores, torch CPU capability), and once finished the CSV's sha256 and
+final step), ``summary.md`` (table and protocol) and the plots ``returns_vs_steps.png`` and ``returns_vs_wall.png``.
 
 Budgets: ``--timesteps`` env steps and/or ``--minutes`` of each run's own training time (evaluations and
 checkpoints not counted; checked at every env step, so a run stops within one step, or one update, of it). With
@@ -72,6 +72,7 @@ from sb3_reinforce.compare.records import (
     check_run,
     hyperparams_sha256,
     load_run,
+    machine_description,
     package_versions,
     read_curve,
     resolve_entry,
@@ -119,6 +120,7 @@ __all__ = [
     "hyperparams_sha256",
     "interval_estimates",
     "load_run",
+    "machine_description",
     "main",
     "mean_band",
     "package_versions",

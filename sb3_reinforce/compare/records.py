@@ -6,6 +6,7 @@ protocol asked for.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -29,6 +30,7 @@ __all__ = [
     "check_run",
     "hyperparams_sha256",
     "load_run",
+    "machine_description",
     "package_versions",
     "read_curve",
     "resolve_entry",
@@ -89,6 +91,22 @@ def package_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def machine_description() -> str:
+    """
+    The machine a run trained on, as the record reports it (never compared: a run made elsewhere stays valid): CPU
+    model, core count and the vector instructions torch's CPU kernels use. Float results, so a seed's curve, can
+    differ between machines that differ here (Pong's sparse layer did across two EPYC machines).
+    """
+    import platform
+
+    import torch as th
+
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    return f"{model}, {os.cpu_count()} cores, torch CPU capability {th.backends.cpu.get_cpu_capability()}"
 
 
 def resolve_entry(spec: AlgoSpec, env_id: str, hyperparams_path: str | None = None) -> tuple[dict[str, Any], Path]:
@@ -166,6 +184,7 @@ def run_protocol(
         hyperparams_path=str(path),
         hyperparams=to_yaml_data(entry),
         versions=package_versions(),
+        machine=machine_description(),
     )
 
 

@@ -375,6 +375,7 @@ def protocol_markdown(records: dict[str, list[dict[str, Any]]], left_out: Sequen
                 ("resumes", (record.get("result") or {}).get("resumes", 0)),
                 ("evaluation", (protocol["eval_freq"], protocol["eval_episodes"], protocol.get("evaluation"))),
                 ("versions", versions or "not recorded"),
+                ("machine", record.get("machine") or "not recorded"),
             ):
                 fields.setdefault(key, {}).setdefault(value, []).append(name)
     lines = ["## Protocol", ""]
@@ -392,6 +393,7 @@ def protocol_markdown(records: dict[str, list[dict[str, Any]]], left_out: Sequen
             "- evaluation: " + _one_or_all(fields["evaluation"], _evaluation_text),
             f"- seeds: {', '.join(str(seed) for seed in seeds)}",
             f"- versions: {_one_or_all(fields['versions'])}",
+            f"- machine: {_one_or_all(fields['machine'])}",
             "",
             "| algo | seeds | hyperparameter file | entry sha256 (canonical JSON, overrides applied) |",
             "|---|---|---|---|",
