@@ -166,6 +166,24 @@ def test_other_package_versions_are_reused_with_a_warning_and_reported(runs, cap
     assert f"torch {version('torch')} (a2c seed 0)" in summary
 
 
+def test_a_run_from_another_machine_or_before_machines_were_recorded_is_reused_and_reported(runs, capsys):
+    for spec, machine in ((SPECS[0], "Other CPU, 64 cores"), (SPECS[1], None)):
+        path = run_record_path(run_csv_path(runs, spec, 0))
+        record = json.loads(path.read_text())
+        if machine is None:
+            del record["machine"]  # a record written before machines were recorded
+        else:
+            record["machine"] = machine
+        path.write_text(json.dumps(record))
+    before = snapshot(runs)
+    assert main(cli(runs)) == 0
+    assert snapshot(runs) == before  # the machine is reported, never compared: both reused, not redone
+    summary = (runs / "summary.md").read_text()
+    assert "- machine: differs between runs: Other CPU, 64 cores (reinforce:total+mean seed 0)" in summary
+    assert "not recorded (a2c seed 0)" in summary
+    capsys.readouterr()
+
+
 def _truncate(path: Path) -> None:
     data = run_csv_path(path, SPECS[0], 0).read_bytes()
     run_csv_path(path, SPECS[0], 0).write_bytes(data[: len(data) // 2])
