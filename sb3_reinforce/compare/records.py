@@ -97,7 +97,7 @@ def machine_description() -> str:
     """
     The machine a run trained on, as the record reports it (never compared: a run made elsewhere stays valid): CPU
     model, core count and the vector instructions torch's CPU kernels use. Float results, so a seed's curve, can
-    differ between machines that differ here (Pong's sparse layer did across two EPYC machines).
+    differ between machines (REINFORCE's Pong runs did between sessions' machines; the cause is not known yet).
     """
     import platform
 
