@@ -1,7 +1,9 @@
 """Karpathy's Pong agent: architecture, initialization, optimizer, packed storage, training, save/load, example."""
 
 import json
+import os
 import pathlib
+import platform
 import subprocess
 import sys
 
@@ -60,12 +62,75 @@ def test_fast_act_matches_distribution() -> None:
         obs = th.as_tensor(np.random.default_rng(0).integers(-1, 2, (4000, 6400)), dtype=th.int8)
         actions, log_prob = policy.act(obs)
         distribution = policy.get_distribution(obs)
-        np.testing.assert_allclose(log_prob.numpy(), distribution.log_prob(actions).numpy(), rtol=1e-5, atol=1e-5)
+        # The same bits as the distribution the update evaluates: a fresh step's importance ratio is exactly 1
+        assert th.equal(log_prob, distribution.log_prob(actions))
         p_first = distribution.distribution.probs[:, 0]
         # Empirical frequency of action 0 matches the mean probability (binomial standard error ~ 0.008)
         assert abs((actions == 0).float().mean().item() - p_first.mean().item()) < 0.04
         greedy, _ = policy.act(obs, deterministic=True)
         assert th.equal(greedy, distribution.get_actions(deterministic=True))
+
+
+_CAPABILITY_SCRIPT = """
+import hashlib, numpy as np, torch as th
+from gymnasium import spaces
+from sb3_reinforce.pong.karpathy import KarpathyPolicy
+th.set_num_threads(1)
+rng = np.random.default_rng(0)
+policy = KarpathyPolicy(spaces.Box(-1, 1, (6400,), np.int8), spaces.Discrete(2), lambda _: 1e-3)
+with th.no_grad():  # weights from numpy: torch's own normal_ kernel differs between CPU capabilities
+    for p in policy.parameters():
+        p.copy_(th.as_tensor(rng.normal(0, 3 / np.sqrt(p.shape[0]), p.shape), dtype=th.float32))
+    obs = th.as_tensor(np.where(rng.random((2048, 6400)) < 0.004, rng.choice([-1, 1], (2048, 6400)), 0), dtype=th.int8)
+    th.manual_seed(0)
+    actions, log_prob = policy.act(obs)
+print(th.backends.cpu.get_cpu_capability(), hashlib.sha256(actions.numpy().tobytes() + log_prob.numpy().tobytes()).hexdigest())
+"""
+
+
+def _cpu_capabilities() -> list[str]:
+    """The values of ``ATEN_CPU_CAPABILITY`` this CPU can run (``default`` always, ``avx2``, ``avx512``)."""
+    cpu_flags = set(pathlib.Path("/proc/cpuinfo").read_text().split())
+    return ["default"] + [name for name, flag in (("avx2", "avx2"), ("avx512", "avx512f")) if flag in cpu_flags]
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64", reason="torch's x86 CPU capabilities")
+def test_collection_log_probs_do_not_depend_on_the_cpu_capability() -> None:
+    # torch picks vectorized kernels by CPU (ATEN_CPU_CAPABILITY): softplus and sigmoid round differently with
+    # and without AVX-512, and a behaviour log-probability one bit off made a seed train differently from one
+    # machine to the next (through the importance weights). act's log-probabilities and actions must not move.
+    hashes = {}
+    for capability in _cpu_capabilities():
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+        out = subprocess.run([sys.executable, "-c", _CAPABILITY_SCRIPT], env=env, capture_output=True, text=True, check=True)
+        reported, digest = out.stdout.split()
+        assert reported.lower() == capability  # the capability was really used
+        hashes[capability] = digest
+    assert len(set(hashes.values())) == 1, hashes
+
+
+_TRAINING_SCRIPT = """
+import hashlib, torch as th
+from sb3_reinforce.pong.karpathy import karpathy_pong
+th.set_num_threads(1)
+model = karpathy_pong(seed=0).learn(20_000)
+digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.policy.parameters())).hexdigest()
+print(th.backends.cpu.get_cpu_capability(), model._n_updates, digest)
+"""
+
+
+@pytest.mark.skipif("avx512" not in _cpu_capabilities(), reason="needs a CPU with AVX-512 to compare it with AVX2")
+def test_a_seed_trains_the_same_with_and_without_avx512() -> None:
+    # The entry's own training (16 envs, sticky actions, critic, GAE, carried steps' importance weights), 4 updates, on
+    # torch's AVX2 and AVX-512 kernels (MKL told the same): the same weights, bit for bit
+    results = []
+    for capability, mkl in (("avx2", "AVX2"), ("avx512", "AVX512")):
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "MKL_ENABLE_INSTRUCTIONS": mkl}
+        out = subprocess.run([sys.executable, "-c", _TRAINING_SCRIPT], env=env, capture_output=True, text=True, check=True)
+        results.append(out.stdout.split())
+    assert [r[0] for r in results] == ["AVX2", "AVX512"]
+    assert int(results[0][1]) >= 4
+    assert results[0][1:] == results[1][1:]
 
 
 @pytest.mark.parametrize("density", [0.0, 0.004, 0.05, 0.5])

@@ -97,7 +97,8 @@ def machine_description() -> str:
     """
     The machine a run trained on, as the record reports it (never compared: a run made elsewhere stays valid): CPU
     model, core count and the vector instructions torch's CPU kernels use. Float results, so a seed's curve, can
-    differ between machines (REINFORCE's Pong runs did between sessions' machines; the cause is not known yet).
+    differ between machines where an algorithm uses a kernel that rounds differently by CPU (REINFORCE's Pong runs
+    did, through ``softplus`` in the policy's collection step, until it was replaced).
     """
     import platform
 

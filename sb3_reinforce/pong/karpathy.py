@@ -242,8 +242,12 @@ class KarpathyPolicy(REINFORCEPolicy):
     def act(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:
         """
         Sample actions for collection. With a single logit ``z`` this skips SB3's distribution objects (a third of
-        the collection time of the policy): action 0 with probability ``sigmoid(z)``, log-probabilities
-        ``-softplus(-z)`` and ``-softplus(z)``; the same distribution as :meth:`get_distribution`.
+        the collection time of the policy): the log-probabilities of the logits ``[z, 0]`` as torch's
+        ``Categorical`` computes them (``logits - logsumexp(logits)``, the same bits as :meth:`evaluate` gives), and
+        action 0 with probability ``exp(log P(0)) = sigmoid(z)``. Not ``softplus`` and ``sigmoid``: their
+        vectorized kernels round differently on CPUs with and without AVX-512 (torch's CPU capability), and a
+        behaviour log-probability one bit off changes the importance weights and so every later update: a seed
+        would then train differently from one machine to the next.
 
         :param obs: observations
         :param deterministic: take the most likely action (action 0 on a tie, like ``argmax``)
@@ -252,9 +256,10 @@ class KarpathyPolicy(REINFORCEPolicy):
         if not self.single_logit:
             return super().act(obs, deterministic)
         logit = self.hidden(obs) @ self.action_net.linear.weight[0]  # type: ignore[union-attr]
-        actions = (logit < 0).long() if deterministic else (th.rand_like(logit) >= th.sigmoid(logit)).long()
-        # log P(0) = -softplus(-z), log P(1) = -softplus(z)
-        log_prob = -F.softplus(th.where(actions == 0, -logit, logit))
+        log_normalizer = th.stack([logit, th.zeros_like(logit)], dim=-1).logsumexp(dim=-1)
+        actions = (logit < 0).long() if deterministic else (th.rand_like(logit) >= (logit - log_normalizer).exp()).long()
+        # log P(0) = z - logsumexp([z, 0]), log P(1) = 0 - logsumexp([z, 0])
+        log_prob = th.where(actions == 0, logit, 0.0) - log_normalizer
         return actions, log_prob
 
     def reset_karpathy_weights(self) -> None:
