@@ -37,6 +37,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from karpathy_reference import STICKY_ACTIONS, raw_vector_env_throughput, run_reference
 
 from sb3_reinforce.common.buffers import EpisodeRolloutBuffer, SparseTernaryRolloutBuffer, TernaryPackedRolloutBuffer
+from sb3_reinforce.compare import machine_description
 from sb3_reinforce.pong.karpathy import karpathy_pong
 
 #: ``--buffer`` choices: the zoo entry's rollout buffer, or one given explicitly
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print where the time of (c) goes")
     args = parser.parse_args()
 
+    print(f"machine: {machine_description()}, load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     ratios: dict[str, list[float]] = {"reference": [], "reference_1thread": [], "limit": []}
     for round_index in range(args.rounds):
         prefix = f"[round {round_index + 1}/{args.rounds}] " if args.rounds > 1 else ""

@@ -38,6 +38,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.estimators import BASELINES, IMPORTANCE_WEIGHTS
 from sb3_reinforce.common.safety import atomic_write
+from sb3_reinforce.compare import machine_description
 from sb3_reinforce.hyperparams import (
     HyperparamsError,
     build_model_kwargs,
@@ -368,7 +369,9 @@ def final_evaluation(model: REINFORCE, run_dir: pathlib.Path, n_games: int, trai
     result = evaluate_pong(model, n_games=n_games, training_seed=training_seeds)
     print(result.format(), flush=True)
     with atomic_write(run_dir / EVALUATION_FILE) as file:
-        file.write(json.dumps({**result.to_dict(), "timesteps": model.num_timesteps}).encode())
+        # and the machine (a seed trained differently from one CPU to the next before act stopped using softplus)
+        record = {**result.to_dict(), "timesteps": model.num_timesteps, "machine": machine_description()}
+        file.write(json.dumps(record).encode())
 
 
 def main(argv: list[str] | None = None) -> REINFORCE | None:

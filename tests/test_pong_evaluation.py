@@ -10,6 +10,7 @@ import torch as th
 from stable_baselines3 import PPO
 
 from sb3_reinforce import REINFORCE
+from sb3_reinforce.compare import machine_description
 from sb3_reinforce.hyperparams.building import EVAL_SEED_OFFSET
 from sb3_reinforce.pong import PONG_EVAL_SEED_BASE, PongEvaluation, evaluate_pong, karpathy_pong, make_pong_vec_env
 from sb3_reinforce.pong.evaluation import MAX_EVAL_GAMES, check_held_out, pong_evaluation_seeds, training_ale_seeds
@@ -284,7 +285,9 @@ def test_example_final_report_is_the_protocol_on_whole_games(tmp_path, capsys):
     model = example.main(args)
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["timesteps"] == model.num_timesteps
-    result = PongEvaluation(**{k: tuple(v) if isinstance(v, list) else v for k, v in evaluation.items() if k != "timesteps"})
+    assert evaluation["machine"] == machine_description()
+    fields = {k: v for k, v in evaluation.items() if k not in ("timesteps", "machine")}
+    result = PongEvaluation(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
     assert result.format() in capsys.readouterr().out
     assert result.n_games == 10 and result.seeds == pong_evaluation_seeds(10)
     assert result.repeat_action_probability == 0.25 and result.frameskip == 4 and result.max_num_frames_per_episode == 108_000
