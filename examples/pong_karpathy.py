@@ -264,7 +264,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", default="runs/pong_karpathy", help="folder of latest.zip and episodes.csv")
     parser.add_argument("--n-envs", type=int, default=None, help="Pong games played in parallel (default: the zoo entry's)")
-    parser.add_argument("--n-episodes", type=int, default=None, help="episodes per update (default: the zoo entry's)")
+    batch = parser.add_mutually_exclusive_group()
+    batch.add_argument("--n-episodes", type=int, default=None, help="episodes per update (default: the zoo entry's)")
+    batch.add_argument(
+        "--n-steps",
+        type=int,
+        default=None,
+        help="update every N steps of each env instead, on the episodes complete by then (n_episodes None)",
+    )
     parser.add_argument(
         "--learning-rate",
         type=learning_rate_argument,
@@ -395,6 +402,8 @@ def main(argv: list[str] | None = None) -> REINFORCE | None:
     overrides: dict[str, Any] = {}
     if args.n_episodes is not None:
         overrides["n_episodes"] = args.n_episodes
+    if args.n_steps is not None:
+        overrides.update(n_steps=args.n_steps, n_episodes=None)
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
     if args.baseline is not None:

@@ -342,6 +342,13 @@ def test_example_options_reach_the_model_and_bad_ones_stop_before_training(tmp_p
     _example(*no_budget, "--run-dir", str(tmp_path / "default"), "--minutes", "0.05")
     model = REINFORCE.load(tmp_path / "default" / "latest.zip", device="cpu")
     assert model._total_timesteps == int(load_hyperparams("reinforce", "KarpathyPong-v0")["n_timesteps"])
+    # --n-steps: an update every N steps of each env, on the episodes complete by then, in place of --n-episodes
+    by_steps = [arg for arg in common if arg not in ("--n-episodes", "1")]
+    _example(*by_steps, "--run-dir", str(tmp_path / "steps"), "--n-steps", "300", "--timesteps", "2400")
+    model = REINFORCE.load(tmp_path / "steps" / "latest.zip", device="cpu")
+    assert (model.n_episodes, model.n_steps) == (None, 300) and model._n_updates >= 1  # the first games last 800+ steps
+    result = _example(*common, "--run-dir", str(tmp_path / "both"), "--n-steps", "300", succeeds=False)
+    assert "--n-steps" in result.stderr and "--n-episodes" in result.stderr and not (tmp_path / "both").exists()
     result = _example(*common, "--run-dir", str(tmp_path / "bad_lin"), "--learning-rate", "lin_fast", succeeds=False)
     assert "--learning-rate" in result.stderr and "lin_<value>" in result.stderr and not (tmp_path / "bad_lin").exists()
     # Another baseline takes the entry's critic away with its value baseline (critic_hidden 64, GAE 0.95, 4 steps)
