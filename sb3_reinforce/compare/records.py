@@ -97,8 +97,9 @@ def machine_description() -> str:
     """
     The machine a run trained on, as the record reports it (never compared: a run made elsewhere stays valid): CPU
     model, core count and the vector instructions torch's CPU kernels use. Float results, so a seed's curve, can
-    differ between machines where an algorithm uses a kernel that rounds differently by CPU (REINFORCE's Pong runs
-    did, through ``softplus`` in the policy's collection step, until it was replaced).
+    differ between machines where an algorithm uses a kernel that rounds differently by CPU. REINFORCE's Pong runs
+    did so through ``softplus`` in the policy's collection step, now replaced. A rarer difference between two AVX-512
+    machines remains, with its cause not found.
     """
     import platform
 
